@@ -1,0 +1,97 @@
+"""Turn the bytes of a ``sensor_msgs/Image`` or ``CompressedImage`` into an RGB uint8 array.
+
+The numpy path below is what runs everywhere: cv_bridge is not on PyPI, and PyPI's ``cv-bridge`` is
+the ROS 1 code that fails with numpy 2. The node may use cv_bridge instead when it is importable;
+the tests check both agree. Decoding a 640x480 rgb8 frame costs well under 0.1 ms (a view, no copy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from wallx_ros.core.errors import ImageDecodeError
+
+__all__ = ["SUPPORTED_ENCODINGS", "decode_compressed", "decode_raw"]
+
+# encoding -> (channels, channel order to get RGB or None for gray)
+_LAYOUTS: dict[str, tuple[int, tuple[int, ...] | None]] = {
+    "rgb8": (3, (0, 1, 2)),
+    "bgr8": (3, (2, 1, 0)),
+    "rgba8": (4, (0, 1, 2)),
+    "bgra8": (4, (2, 1, 0)),
+    "mono8": (1, None),
+    "8UC1": (1, None),
+    "8UC3": (3, (2, 1, 0)),  # OpenCV's default channel order is BGR
+}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
+_MAX_SIDE = 16384
+
+
+def decode_raw(
+    encoding: str, height: int, width: int, step: int, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]
+) -> npt.NDArray[np.uint8]:
+    """Return the image as a C-contiguous (height, width, 3) RGB uint8 array.
+
+    Honours ``step`` (row stride with padding). All supported encodings are 8-bit, so
+    ``is_bigendian`` does not change the result.
+    """
+    layout = _LAYOUTS.get(encoding)
+    if layout is None:
+        raise ImageDecodeError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)} "
+            "(publish rgb8/bgr8/mono8 or use a CompressedImage topic)"
+        )
+    channels, order = layout
+    if not (0 < height <= _MAX_SIDE and 0 < width <= _MAX_SIDE):
+        raise ImageDecodeError(f"image size {width}x{height} is empty or larger than {_MAX_SIDE} px")
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageDecodeError(f"step {step} is smaller than width*channels = {row_bytes} for {encoding}")
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    need = step * (height - 1) + row_bytes
+    if buf.size < need:
+        raise ImageDecodeError(
+            f"truncated {encoding} image: {buf.size} bytes for {width}x{height} (step {step}) needs {need}"
+        )
+    rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1))
+    pixels = rows.reshape(height, width, channels)
+    if order is None:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
+    if order == (0, 1, 2) and channels == 3:
+        return np.ascontiguousarray(pixels)
+    return np.ascontiguousarray(pixels[:, :, list(order)])
+
+
+def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Decode a jpeg/png ``CompressedImage`` payload to (H, W, 3) RGB uint8.
+
+    ``fmt`` is the message's ``format`` field ("jpeg", "png", or image_transport's
+    "rgb8; jpeg compressed bgr8"); the payload's own header decides the codec.
+    """
+    kind = fmt.lower()
+    if not any(k in kind for k in ("jpeg", "jpg", "png")):
+        raise ImageDecodeError(f"unsupported CompressedImage format {fmt!r}: only jpeg and png are decoded")
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    if buf.size == 0:
+        raise ImageDecodeError(f"empty {fmt} payload")
+    try:
+        import cv2
+    except ImportError:  # Pillow is always there with LeRobot
+        return _decode_with_pillow(fmt, buf)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): the decoder rejected it")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def _decode_with_pillow(fmt: str, buf: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): {err}") from err
