@@ -1,0 +1,1 @@
+"""Command-line tools (also installed as ROS executables)."""

@@ -1,0 +1,68 @@
+"""Settings of a policy backend, validated on construction (separate from the model code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wallx_ros.policy.errors import BackendConfigError
+
+__all__ = ["PREDICTION_MODES", "BackendConfig"]
+
+PREDICTION_MODES = ("diffusion", "fast")
+# LeRobot's WallX keeps its weights in bfloat16 (norms and the action head in float32) and casts the
+# proprioception embedding to bfloat16 itself, so a float32 model fails at the first forward.
+_DTYPES = ("bfloat16",)
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """How to load and run one policy checkpoint.
+
+    checkpoint_dir: a LeRobot ``wall_x`` policy folder (config.json, model.safetensors,
+        policy_preprocessor.json, policy_postprocessor.json), e.g. ``lerobot-train`` output's
+        ``pretrained_model`` folder, or one made by ``wallx-ros-make-test-checkpoint``.
+    backbone_dir: local copy of the WALL-OSS backbone (x-square-robot/wall-oss-flow) when the
+        checkpoint does not carry one in ``wallx_backbone/`` and its config names a hub id.
+    mode: "diffusion" (flow matching) or "fast" (autoregressive action tokens); "" = the checkpoint's.
+    action_tokenizer_dir: fast mode only; folder of the action tokenizer. wallx_ros's own DCT tokenizer
+        (``wallx_ros_action_tokenizer.json``) loads without running code; anything else (e.g. a local
+        copy of physical-intelligence/fast) is remote code and needs ``trust_remote_code``.
+    allow_random_weights: accept a model whose weights are random (test checkpoints only).
+    seed: re-seed torch before every prediction (deterministic flow noise); None = free-running.
+    fast_action_tokens_only: fast mode; restrict generation to action tokens + end-of-sequence.
+    """
+
+    checkpoint_dir: Path
+    device: str = "cpu"
+    dtype: str = "bfloat16"
+    mode: str = ""
+    backbone_dir: Path | None = None
+    action_tokenizer_dir: Path | None = None
+    allow_random_weights: bool = False
+    trust_remote_code: bool = False
+    seed: int | None = None
+    num_threads: int = 0
+    fast_action_tokens_only: bool = False
+    fast_min_new_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir).expanduser())
+        if self.backbone_dir is not None:
+            object.__setattr__(self, "backbone_dir", Path(self.backbone_dir).expanduser())
+        if self.action_tokenizer_dir is not None:
+            object.__setattr__(self, "action_tokenizer_dir", Path(self.action_tokenizer_dir).expanduser())
+        if not str(self.checkpoint_dir) or str(self.checkpoint_dir) == ".":
+            raise BackendConfigError("checkpoint_dir is empty: give the policy folder to load")
+        if self.mode not in ("", *PREDICTION_MODES):
+            raise BackendConfigError(f"mode must be one of {PREDICTION_MODES} or '' (checkpoint's), got {self.mode!r}")
+        if self.dtype not in _DTYPES:
+            raise BackendConfigError(
+                f"dtype must be one of {_DTYPES} (WallX's mixed bf16/fp32 layout), got {self.dtype!r}")
+        dev = self.device
+        if not (dev in ("cpu", "cuda", "auto") or dev.startswith("cuda:")):
+            raise BackendConfigError(f"device must be cpu, cuda, cuda:N or auto, got {dev!r}")
+        if not 0 <= self.fast_min_new_tokens <= 100:
+            raise BackendConfigError(f"fast_min_new_tokens must be in [0, 100], got {self.fast_min_new_tokens}")
+        if self.num_threads < 0:
+            raise BackendConfigError(f"num_threads must be >= 0 (0 = torch default), got {self.num_threads}")

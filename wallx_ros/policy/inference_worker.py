@@ -1,0 +1,124 @@
+"""The thread that owns the model: takes the newest observation, predicts, hands the result back.
+
+The executor never waits on the model: ``submit`` only swaps the observation in a locked one-element
+slot (latest wins, no queue can grow), and results go to a callback that the node turns into an
+executor event (a guard condition), so that all publishing happens in executor callbacks. On CUDA the
+worker runs its model calls on its own stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from wallx_ros.core.types import ActionChunk, Observation
+from wallx_ros.policy.backend import PolicyBackend
+from wallx_ros.policy.errors import InferenceError
+
+__all__ = ["InferenceResult", "InferenceWorker"]
+
+_LOG = logging.getLogger("wallx_ros.policy")
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """Outcome of one prediction: a chunk, or the error that prevented it."""
+
+    observation: Observation
+    chunk: ActionChunk | None
+    error: Exception | None
+    started_monotonic: float
+    finished_monotonic: float
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.finished_monotonic - self.started_monotonic) * 1000.0
+
+
+class InferenceWorker:
+    """Runs ``backend.predict_chunk`` on the latest submitted observation in a dedicated thread."""
+
+    def __init__(self, backend: PolicyBackend, on_result: Callable[[InferenceResult], None],
+                 name: str = "wallx-inference") -> None:
+        self._backend = backend
+        self._on_result = on_result
+        self._lock = threading.Lock()
+        self._pending: Observation | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = False
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, observation: Observation) -> None:
+        """Offer an observation; an older one still waiting is replaced (and counted as dropped)."""
+        with self._lock:
+            if self._pending is not None:
+                self._dropped += 1
+            self._pending = observation
+        self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        """True while a prediction runs or an observation waits for one."""
+        with self._lock:
+            return self._busy or self._pending is not None
+
+    @property
+    def dropped(self) -> int:
+        with self._lock:
+            return self._dropped
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the thread to finish its current prediction and exit; wait for it."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _take(self) -> Observation | None:
+        with self._lock:
+            obs, self._pending = self._pending, None
+            self._busy = obs is not None
+            return obs
+
+    def _run(self) -> None:
+        stream_ctx = _cuda_stream_context(getattr(self._backend, "device", "cpu"))
+        with stream_ctx:
+            while not self._stop.is_set():
+                self._wake.wait()
+                self._wake.clear()
+                obs = self._take()
+                while obs is not None and not self._stop.is_set():
+                    self._on_result(self._predict(obs))
+                    obs = self._take()
+                with self._lock:
+                    self._busy = False
+
+    def _predict(self, obs: Observation) -> InferenceResult:
+        start = time.monotonic()
+        try:
+            chunk = self._backend.predict_chunk(obs)
+            return InferenceResult(obs, chunk, None, start, time.monotonic())
+        except InferenceError as err:
+            return InferenceResult(obs, None, err, start, time.monotonic())
+        except Exception as err:
+            _LOG.exception("unexpected error in the inference worker")
+            return InferenceResult(obs, None, InferenceError(f"{type(err).__name__}: {err}"), start, time.monotonic())
+
+
+def _cuda_stream_context(device: str) -> AbstractContextManager[Any]:
+    """``torch.cuda.stream(new stream)`` on CUDA, a no-op elsewhere."""
+    if not str(device).startswith("cuda"):
+        return nullcontext()
+    import torch
+
+    return torch.cuda.stream(torch.cuda.Stream(device=device))  # type: ignore[no-untyped-call]

@@ -1,0 +1,157 @@
+"""The one module that imports LeRobot, and the place where LeRobot versions differ.
+
+Supported lines: LeRobot 0.4.4 (WALL-OSS's own pin; transformers 4.49) and 0.6.x (transformers 5).
+Everything else in wallx_ros goes through the functions here, so a new LeRobot line means editing
+this file only. Heavy imports happen on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "LeRobotApi",
+    "api",
+    "lerobot_version",
+    "load_policy_processors",
+    "prepare_runtime",
+    "quiet_stdout",
+]
+
+
+def prepare_runtime() -> None:
+    """Make the process safe for offline LeRobot use. Idempotent; call before importing lerobot.
+
+    * The hub is unreachable: force offline mode so nothing waits on network timeouts.
+    * CPU torch + PyPI torchvision: torchvision's compiled ops link against CUDA torch and fail to load;
+      ``import torchvision`` then dies on the missing ``torchvision::nms`` schema. Defining the schema
+      first lets its pure-Python parts (transforms, used by LeRobot) import.
+    """
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    _ensure_torchvision_importable()
+
+
+def _ensure_torchvision_importable() -> None:
+    import torch
+
+    if torch.version.cuda is not None or importlib.util.find_spec("torchvision") is None:
+        return
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - present when torchvision's ops loaded or we ran before
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    lib = torch.library.Library("torchvision", "FRAGMENT")  # type: ignore[no-untyped-call]
+    for name in ("nms", "qnms"):
+        with contextlib.suppress(RuntimeError):
+            schema = f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
+            lib.define(schema)  # type: ignore[no-untyped-call]
+    _KEEP_ALIVE.append(lib)
+
+
+_KEEP_ALIVE: list[Any] = []
+
+
+@cache
+def lerobot_version() -> tuple[int, int, int]:
+    from importlib.metadata import version
+
+    parts = [*version("lerobot").split("+")[0].split("."), "0", "0"][:3]
+    return tuple(int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class LeRobotApi:
+    """The LeRobot classes wallx_ros uses, resolved for the installed version."""
+
+    version: tuple[int, int, int]
+    PreTrainedConfig: Any
+    WallXConfig: Any
+    WallXPolicy: Any
+    make_wall_x_pre_post_processors: Any
+    PolicyProcessorPipeline: Any
+    policy_action_to_transition: Any
+    transition_to_policy_action: Any
+    PolicyFeature: Any
+    FeatureType: Any
+    Qwen2_5_VLConfig: Any
+    Qwen2_5_VLMoEForAction: Any
+    wallx_constants: ModuleType
+
+
+@cache
+def api() -> LeRobotApi:
+    """Import LeRobot's wall_x stack once (after ``prepare_runtime``)."""
+    prepare_runtime()
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.configs.types import FeatureType, PolicyFeature
+    from lerobot.policies.wall_x import constant as wallx_constants
+    from lerobot.policies.wall_x.configuration_wall_x import WallXConfig
+    from lerobot.policies.wall_x.modeling_wall_x import Qwen2_5_VLMoEForAction, WallXPolicy
+    from lerobot.policies.wall_x.processor_wall_x import make_wall_x_pre_post_processors
+    from lerobot.policies.wall_x.qwen_model.configuration_qwen2_5_vl import Qwen2_5_VLConfig
+    from lerobot.processor import PolicyProcessorPipeline
+    from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
+
+    return LeRobotApi(
+        version=lerobot_version(),
+        PreTrainedConfig=PreTrainedConfig,
+        WallXConfig=WallXConfig,
+        WallXPolicy=WallXPolicy,
+        make_wall_x_pre_post_processors=make_wall_x_pre_post_processors,
+        PolicyProcessorPipeline=PolicyProcessorPipeline,
+        policy_action_to_transition=policy_action_to_transition,
+        transition_to_policy_action=transition_to_policy_action,
+        PolicyFeature=PolicyFeature,
+        FeatureType=FeatureType,
+        Qwen2_5_VLConfig=Qwen2_5_VLConfig,
+        Qwen2_5_VLMoEForAction=Qwen2_5_VLMoEForAction,
+        wallx_constants=wallx_constants,
+    )
+
+
+def load_policy_processors(policy_dir: Path, device: str) -> tuple[Any, Any]:
+    """LeRobot's saved pre/post-processor pipelines of a policy folder, preprocessor moved to ``device``."""
+    lr = api()
+    pre = lr.PolicyProcessorPipeline.from_pretrained(
+        str(policy_dir), config_filename="policy_preprocessor.json",
+        overrides={"device_processor": {"device": device}},
+    )
+    post = lr.PolicyProcessorPipeline.from_pretrained(
+        str(policy_dir), config_filename="policy_postprocessor.json",
+        to_transition=lr.policy_action_to_transition, to_output=lr.transition_to_policy_action,
+    )
+    return pre, post
+
+
+def make_qwen_processor(image_processor_kwargs: dict[str, Any], tokenizer: Any) -> Any:
+    """A Qwen2.5-VL processor (image processor + tokenizer) as this transformers version wants it."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
+
+    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**image_processor_kwargs), tokenizer=tokenizer)
+
+
+class _Capture(io.StringIO):
+    pass
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Any:
+    """Capture LeRobot's ``print`` output (it prints load progress and load failures); yields the buffer."""
+    buf = _Capture()
+    with contextlib.redirect_stdout(buf):
+        yield buf
+
+
+def fast_mode_needs_qwen_token_ids() -> bool:
+    """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]."""
+    return lerobot_version() < (0, 5, 0)
