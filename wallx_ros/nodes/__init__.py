@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: they translate ROS messages to and from core types and own parameters and QoS."""
