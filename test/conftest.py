@@ -1,0 +1,57 @@
+"""Session-wide test setup: loopback-only ROS environment (before rclpy loads), shared fixtures."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ros_harness import RosTestNode, configure_ros_environment
+
+configure_ros_environment()  # must precede any rclpy import in this process and its children
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """The CI machines have 2 shared cores: more torch threads only make timings collapse."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def ros() -> Iterator[RosTestNode]:
+    """rclpy initialised once for the session, with a peer node spinning in the background."""
+    import rclpy
+
+    rclpy.init()
+    peer = RosTestNode()
+    yield peer
+    peer.close()
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny diffusion-mode WallX checkpoint, built once per session (a few seconds on CPU)."""
+    from wallx_ros.policy.tiny_checkpoint import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_diffusion")
+
+
+@pytest.fixture(scope="session")
+def tiny_fast_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny fast-mode WallX checkpoint (20 action dims, Qwen token ids on LeRobot 0.4.4).
+
+    Seed 1: with seed 0 the random model's greedy token happens to be the DCT tokenizer's zero
+    coefficient, so every chunk decodes to exactly zero, which LeRobot reports as a decoding failure.
+    """
+    from wallx_ros.policy.tiny_checkpoint import TinyCheckpointSpec, build_tiny_checkpoint
+
+    spec = TinyCheckpointSpec(mode="fast", seed=1)
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_fast", spec)
