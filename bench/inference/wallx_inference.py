@@ -14,7 +14,7 @@ for each camera count and prediction mode: p50 / p90 / mean ms, first-call ms, p
 largest difference between the two paths' normalised actions for the same seed (flow mode).
 
 Sizes: ``full`` = WALL-OSS-flow (Qwen2.5-VL-3B + MoE expert, 4.22 B parameters; needs a GPU with
->= 40 GB, ~27 GB transient while building), ``mid`` (~0.5 B, for CPU figures), ``tiny`` (CPU smoke test).
+>= 40 GB, ~27 GB transient while building), ``mid`` (0.39 B, for CPU figures), ``tiny`` (CPU smoke test).
 
     python bench/inference/wallx_inference.py --size full                       # on an H100
     python bench/inference/wallx_inference.py --size mid --iters 3 --warmup 1   # CPU figure
@@ -56,7 +56,7 @@ FULL_TEXT = dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36
 FULL_VISION = dict(depth=32, hidden_act="silu", hidden_size=1280, intermediate_size=3420, num_heads=16,
                    in_channels=3, out_hidden_size=2048, patch_size=14, spatial_merge_size=2, window_size=112,
                    fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, temporal_patch_size=2)
-# mid: same shapes per head (head_dim 128 / 80), a quarter of the width x depth; ~0.5 B parameters
+# mid: same shapes per head (head_dim 128 / 80), a quarter of the width x depth; 0.39 B parameters
 MID_TEXT = dict(FULL_TEXT, hidden_size=1024, intermediate_size=5504, num_hidden_layers=8, num_attention_heads=8,
                 rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]},
                 experts=[{"hidden_size": 1024, "intermediate_size": 5504, "hidden_act": "silu"},

@@ -92,7 +92,7 @@ class FlowInputBuilder:
         self._std = (torch.tensor(ip.image_std) * scale).to(self.device).view(-1, 1, 1)
         self._embed_dtype = self._model.model.embed_tokens.weight.dtype
         self._resizer = PilBicubicResizer()
-        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
+        self._pinned: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
         self._plans: OrderedDict[tuple[Any, ...], PromptPlan] = OrderedDict()
         dims = self._action_dim()  # preprocess_inputs' dof mask when no action is given: ones, then zeros
         self.dof_mask = torch.cat([torch.ones(1, self.chunk_size, dims),
@@ -117,18 +117,22 @@ class FlowInputBuilder:
             raise InferenceError(f"image processor would resize {second} again to {proc}: not supported by fast_flow")
         return first, (int(second[0]), int(second[1]))
 
-    def _upload(self, image: np.ndarray) -> torch.Tensor:
+    def _upload(self, camera: str, image: np.ndarray) -> torch.Tensor:
+        """Asynchronous host -> device copy through a pinned buffer owned by this camera (one copy in flight
+        per camera; the backend synchronises before the next observation reuses the buffer)."""
         src = torch.from_numpy(np.ascontiguousarray(image))
         if self.device.type != "cuda":
             return src.to(self.device)
-        staging = self._pinned.get(tuple(src.shape))
+        key = (camera, tuple(src.shape))
+        staging = self._pinned.get(key)
         if staging is None:
             staging = torch.empty(src.shape, dtype=torch.uint8).pin_memory()
-            self._pinned[tuple(src.shape)] = staging
+            self._pinned[key] = staging
         staging.copy_(src)
         return staging.to(self.device, non_blocking=True)
 
-    def _resize(self, image: np.ndarray, sizes: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
+    def _resize(self, camera: str, image: np.ndarray,
+                sizes: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
         """uint8 (h, w, 3) on the device after both stock resizes (Pillow BICUBIC, bit-exact)."""
         if self.device.type == "cpu":  # on the host Pillow itself is the fastest exact resampler
             from PIL import Image
@@ -137,7 +141,7 @@ class FlowInputBuilder:
             for h, w in sizes:
                 pil = pil.resize((w, h))
             return torch.from_numpy(np.asarray(pil).copy())
-        x = self._upload(image)
+        x = self._upload(camera, image)
         for h, w in sizes:
             x = self._resizer.resize(x, h, w)
         return x
@@ -239,7 +243,7 @@ class FlowInputBuilder:
         shapes = tuple((int(observation.images[c].shape[0]), int(observation.images[c].shape[1]))
                        for c in self.cameras)
         plan = self._plan(task, shapes)
-        pixel_values = torch.cat([self._patches(self._resize(observation.images[c], sizes)).to(self.device)
+        pixel_values = torch.cat([self._patches(self._resize(c, observation.images[c], sizes)).to(self.device)
                                   for c, sizes in zip(self.cameras, plan.resize_hw, strict=True)], dim=0)
         state = batch["observation.state"].to(self.device)
         agent_pos = state.unsqueeze(1) if state.dim() == 2 else state
