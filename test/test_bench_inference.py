@@ -21,6 +21,7 @@ def test_inference_bench_smoke(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((tmp_path / "inference_tiny_cpu.json").read_text())
     assert report["device"] == "cpu" and report["cpu"] and report["params"] > 0 and report["flow_steps"] == 10
+    assert report["complete"] is True
     got = {(r["path"], r["mode"], r["cams"]) for r in report["results"]}
     assert got == {("stock", "diffusion", 1), ("wallx_ros", "diffusion", 1), ("stock", "diffusion", 3),
                    ("wallx_ros", "diffusion", 3), ("stock", "fast", 1), ("wallx_ros", "fast", 1)}

@@ -413,6 +413,15 @@ def main(argv: list[str] | None = None) -> int:
                               "image_hw": list(args.img), "chunk_size": args.chunk, "fast_tokens": args.fast_tokens,
                               "flow_steps": lerobot_compat.wallx_internals().flow_steps, "instruction": INSTRUCTION,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": []}
+    tag = (report["gpu"] or "cpu").lower().replace(" ", "_").replace("/", "_")
+    out = Path(args.out_dir) / f"inference_{args.size}_{tag}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(complete: bool) -> None:  # after every configuration, so a long run that is cut short keeps its rows
+        report["complete"] = complete
+        report["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+        out.write_text(json.dumps(report, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="wallx_bench_") as work:
         bench = Bench(args, device, Path(work))
         report["params"] = bench.params
@@ -423,11 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             cams = args.fast_cams if mode == "fast" and args.fast_cams else args.cams
             for n_cams in [int(c) for c in cams.split(",") if c]:
                 report["results"].extend(bench.run(CAMERAS[:n_cams], mode))
-    report["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    tag = (report["gpu"] or "cpu").lower().replace(" ", "_").replace("/", "_")
-    out = Path(args.out_dir) / f"inference_{args.size}_{tag}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+                save(complete=False)
+    save(complete=True)
     print(f"wrote {out}")
     return 0
 
