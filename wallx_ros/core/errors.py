@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["CoreError", "ImageDecodeError", "JointMappingError", "RobotMappingError"]
+__all__ = [
+    "ActionMappingError",
+    "ControlConfigError",
+    "CoreError",
+    "ImageDecodeError",
+    "JointLimitsError",
+    "JointMappingError",
+    "RobotMappingError",
+    "StreamSyncError",
+    "UrdfError",
+]
 
 
 class CoreError(Exception):
@@ -19,3 +29,23 @@ class JointMappingError(CoreError):
 
 class RobotMappingError(CoreError):
     """A robot <-> model mapping file is missing, malformed or inconsistent."""
+
+
+class StreamSyncError(CoreError):
+    """Stream buffering / synchronisation is configured or used wrongly."""
+
+
+class ActionMappingError(CoreError):
+    """Model action dimensions cannot be mapped to robot joints as configured (names, delta, gripper)."""
+
+
+class JointLimitsError(CoreError):
+    """Joint position / velocity limits are malformed (wrong length, lower > upper, non-positive speed)."""
+
+
+class UrdfError(CoreError):
+    """A URDF file or robot_description string cannot be read or lacks what is needed."""
+
+
+class ControlConfigError(CoreError):
+    """A chunk-execution / control setting is invalid (horizon, blending, rates, latency)."""
