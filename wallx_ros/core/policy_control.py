@@ -221,14 +221,17 @@ class PolicyControl:
         base = {"raw_jump": merge.raw_jump, "published_jump": merge.published_jump, "past_points": merge.past_points}
         if merge.expired:
             return ChunkOutcome(None, (merge.expiry_reason,), **base)  # type: ignore[arg-type]
+        # speed limits start from the running plan, else the last hold, else the robot at the observation
         anchor = None
-        if robot_state is not None:
-            start = self.mapping.robot_action_joints_from_state(robot_state)
-            if start is not None and self.executor.plan is None:
-                anchor = (merge.plan.origin_ns, start)
         if self.executor.plan is not None:
-            prev_t = merge.plan.times_ns[0] - self.executor.dt_ns
-            anchor = (int(prev_t), self.executor.plan.sample(int(prev_t)))
+            prev_t = int(merge.plan.times_ns[0] - self.executor.dt_ns)
+            anchor = (prev_t, self.executor.plan.sample(prev_t))
+        elif self.hold_position is not None:
+            anchor = (merge.plan.origin_ns, self.hold_position)
+        elif robot_state is not None:
+            start = self.mapping.robot_action_joints_from_state(robot_state)
+            if start is not None:
+                anchor = (merge.plan.origin_ns, start)
         safe = self.safety.apply(merge.plan.times_ns, merge.plan.positions, anchor)
         if not safe.ok or safe.positions is None or safe.velocities is None:
             return ChunkOutcome(None, (safe.rejected,), **base)  # type: ignore[arg-type]

@@ -159,7 +159,9 @@ class SafetyFilter:
         if np.isfinite(self._vmax).any():
             prev_t, prev_p = None, None
             if anchor is not None and np.all(np.isfinite(anchor[1])):
-                prev_t, prev_p = anchor[0] / _NS, np.asarray(anchor[1], dtype=np.float64)
+                # a robot outside its limits is brought back from the limit, never commanded outside it
+                prev_t, prev_p = anchor[0] / _NS, np.clip(np.asarray(anchor[1], dtype=np.float64),
+                                                          self._lower, self._upper)
             limited: set[str] = set()
             worst_ratio = 1.0
             for i in range(pos.shape[0]):
