@@ -94,11 +94,13 @@ def write_package(out: Path, msg_dir: Path | None = None) -> Path:
 
 
 def build(src: Path, prefix: Path) -> None:
-    """Configure, build and install with CMake into ``prefix`` (a venv with the ROS wheels)."""
+    """Configure, build and install with CMake into ``prefix``; ament_cmake and the rosidl generators are
+    found in ``prefix`` and in this interpreter's venv (where the ROS wheels live)."""
     work = Path(tempfile.mkdtemp(prefix="wallx_ros_msgs_build_"))
     python = sys.executable
+    search = ";".join(dict.fromkeys([str(prefix), sys.prefix]))
     steps = [["cmake", "-S", str(src), "-B", str(work), f"-DCMAKE_INSTALL_PREFIX={prefix}",
-              f"-DCMAKE_PREFIX_PATH={prefix}", f"-DPython3_EXECUTABLE={python}", "-DBUILD_TESTING=OFF"],
+              f"-DCMAKE_PREFIX_PATH={search}", f"-DPython3_EXECUTABLE={python}", "-DBUILD_TESTING=OFF"],
              ["cmake", "--build", str(work), "-j2"], ["cmake", "--install", str(work)]]
     for cmd in steps:
         subprocess.run(cmd, check=True)

@@ -91,8 +91,19 @@ class Plan:
 
     def sample(self, t_ns: int) -> npt.NDArray[np.float64]:
         """Position at ``t_ns``: linear between points, the first point before it, the last after it."""
-        t = np.asarray(self.times_ns, dtype=np.float64)
-        return np.array([np.interp(float(t_ns), t, self.positions[:, j]) for j in range(len(self.names))])
+        return self.sample_many(np.array([t_ns], dtype=np.int64))[0]
+
+    def sample_many(self, times_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Positions at each of ``times_ns`` (rows), vectorised ``sample``."""
+        query = np.asarray(times_ns, dtype=np.int64)
+        n = len(self.times_ns)
+        if n == 1:
+            return np.repeat(self.positions[:1], len(query), axis=0)
+        i = np.clip(np.searchsorted(self.times_ns, query, side="right") - 1, 0, n - 2)
+        t0, t1 = self.times_ns[i], self.times_ns[i + 1]
+        w = np.clip((query - t0).astype(np.float64) / (t1 - t0).astype(np.float64), 0.0, 1.0)
+        p0, p1 = self.positions[i], self.positions[i + 1]
+        return np.asarray(p0 + w[:, None] * (p1 - p0), dtype=np.float64)
 
     def sample_velocity(self, t_ns: int) -> npt.NDArray[np.float64]:
         """Velocity at ``t_ns`` (slope of the segment; zero outside the plan)."""
@@ -174,7 +185,7 @@ class ChunkExecutor:
         raw_jump = published_jump = None
         positions = actions
         if old is not None:
-            old_at = np.stack([old.sample(int(t)) for t in times])
+            old_at = old.sample_many(times)
             old_now = old.sample(now_ns)
             raw_jump = float(np.max(np.abs(new.sample(now_ns) - old_now)))
             if self.config.blend == "crossfade":

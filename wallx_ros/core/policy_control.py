@@ -204,9 +204,10 @@ class PolicyControl:
 
     # -- chunks -------------------------------------------------------------------------------------------
     def on_chunk(self, actions: npt.NDArray[np.float64], robot_state: npt.NDArray[np.float64] | None,
-                 observation_stamp_ns: int, now_ns: int) -> ChunkOutcome:
+                 observation_stamp_ns: int, now_ns: int, check: bool = True) -> ChunkOutcome:
         """Turn model actions into a command, or say why not. ``robot_state`` is the observed robot state
-        (state-joint order, robot units)."""
+        (state-joint order, robot units). ``check=False`` skips the JTC rules here, for a caller that checks
+        the final message itself (the node does) - but then it must not publish a failing one."""
         if not self.inference_allowed:
             return ChunkOutcome(None, (f"discarded: {self.mode.value} ({self.reason})",))
         if observation_stamp_ns < self.epoch_ns:
@@ -239,7 +240,7 @@ class PolicyControl:
         stamp = plan.origin_ns if self.config.execution.latency_compensation else 0
         command = TrajectoryCommand("chunk", self.names, stamp, plan.times_from_origin_ns(), safe.positions,
                                     safe.velocities)
-        problems = self.check(command, now_ns)
+        problems = self.check(command, now_ns) if check else []
         if problems:
             return ChunkOutcome(None, tuple(problems), safe.adjustments, **base)  # type: ignore[arg-type]
         self.executor.commit(plan)

@@ -164,7 +164,8 @@ class SafetyFilter:
                                                           self._lower, self._upper)
             limited: set[str] = set()
             worst_ratio = 1.0
-            for i in range(pos.shape[0]):
+            rows = range(pos.shape[0]) if self._speeding(times_s, pos, prev_t, prev_p) else range(0)
+            for i in rows:
                 if prev_t is not None and prev_p is not None and times_s[i] > prev_t:
                     step = (times_s[i] - prev_t) * self._vmax
                     delta = pos[i] - prev_p
@@ -183,11 +184,24 @@ class SafetyFilter:
         vel = self.velocities(times_s, pos)
         return SafetyResult(pos, vel, "", tuple(adjustments))
 
+    def _speeding(self, times_s: npt.NDArray[np.float64], pos: npt.NDArray[np.float64], anchor_t: float | None,
+                  anchor_p: npt.NDArray[np.float64] | None) -> bool:
+        """Vectorised pre-check: does any step (anchor -> first point, point -> point) exceed max_velocity?"""
+        t, p = times_s, pos
+        if anchor_t is not None and anchor_p is not None:
+            t, p = np.concatenate([[anchor_t], times_s]), np.vstack([anchor_p, pos])
+        dt = np.diff(t)
+        step = np.abs(np.diff(p, axis=0))
+        return bool(np.any((dt[:, None] > 0) & (step > dt[:, None] * self._vmax * (1 + 1e-9))))
+
     def velocities(self, times_s: npt.NDArray[np.float64], pos: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Finite-difference velocities at each point, clipped to the limits; the last point's are zero."""
         if pos.shape[0] < 2:
             return np.zeros_like(pos)
-        vel = np.gradient(pos, times_s, axis=0)
+        vel = np.empty_like(pos)
+        vel[0] = (pos[1] - pos[0]) / (times_s[1] - times_s[0])
+        vel[-1] = (pos[-1] - pos[-2]) / (times_s[-1] - times_s[-2])
+        vel[1:-1] = (pos[2:] - pos[:-2]) / (times_s[2:] - times_s[:-2])[:, None]
         vel = np.clip(vel, -self._vmax, self._vmax)
         vel[-1] = 0.0
         return np.asarray(vel, dtype=np.float64)

@@ -53,6 +53,7 @@ from wallx_ros.core.policy_control import ControlConfig, ControlMode, PolicyCont
 from wallx_ros.core.safety import JointLimits, SafetyFilter
 from wallx_ros.core.types import Observation
 from wallx_ros.core.urdf import UrdfModel
+from wallx_ros.nodes.command_stream import CommandStreamer
 from wallx_ros.nodes.observation_inputs import JOINT_STREAM, ObservationInputs
 from wallx_ros.nodes.policy_parameters import PolicyNodeConfig, declare_all, read_config
 from wallx_ros.nodes.policy_status import PolicyStatusPublisher, StatusFields, path_markers
@@ -64,7 +65,8 @@ from wallx_ros.policy.inference_worker import InferenceResult, InferenceWorker
 __all__ = ["PolicyNode", "main"]
 
 _NS = 1_000_000_000
-_STAGES = ("decode", "preprocess", "inference", "postprocess", "publish", "model", "end_to_end", "overhead")
+_STAGES = ("input_age", "decode", "preprocess", "inference", "postprocess", "handoff", "publish", "model",
+           "end_to_end", "overhead")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class _Submitted:
     robot_state: np.ndarray
     oldest_stamp_ns: int
     decode_ms: float
+    input_age_ms: float
 
 
 class PolicyNode(LifecycleNode):
@@ -89,6 +92,8 @@ class PolicyNode(LifecycleNode):
         self.latency = LatencyTracker(_STAGES)
         self.status = StatusFields()
         self._lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+        self._streamer: CommandStreamer | None = None
         self._results: list[InferenceResult] = []
         self._inflight: dict[int, _Submitted] = {}
         self._instruction = str(self.get_parameter("instruction").value)
@@ -181,12 +186,15 @@ class PolicyNode(LifecycleNode):
             callback_group=self._input_group, on_message=self._on_input_message, use_cv_bridge=cfg.use_cv_bridge)
         self._make_outputs(cfg)
         self._result_ready = self.create_guard_condition(self._on_results, callback_group=self._control_group)
-        self._input_event = self.create_guard_condition(self._maybe_submit, callback_group=self._control_group)
-        self._entities += [self._result_ready, self._input_event]
+        self._entities.append(self._result_ready)
         self._entities.append(self.create_timer(1.0 / control_rate, self._on_control_tick,
                                                 callback_group=self._control_group))
         self._worker = InferenceWorker(backend, self._on_worker_result)
         self._worker.start()
+        if self._stream_pub is not None and not self._sim_time():
+            self._streamer = CommandStreamer(self._stream_tick, 1.0 / control_rate, cfg.stream_priority,
+                                             on_warning=lambda m: self.get_logger().warning(m))
+            self._streamer.start()
         prefix = "~/dry_run/" if cfg.dry_run else "~/"
         self.get_logger().info(
             f"configured: cameras {list(cameras)} ({cfg.camera_transport}, images via {self.inputs.converter.backend}),"
@@ -217,14 +225,15 @@ class PolicyNode(LifecycleNode):
         if self.control is None:
             return TransitionCallbackReturn.FAILURE
         self.control.activate(self._now_ns())
-        self._last_submitted_stamp = -1
+        with self._submit_lock:
+            self._last_submitted_stamp = -1
         try:
             result = super().on_activate(state)
         except Exception:
             self.get_logger().error(f"activate failed:\n{traceback.format_exc()}")
             return TransitionCallbackReturn.ERROR
         self.get_logger().info("active: control started")
-        self._input_event.trigger()
+        self._maybe_submit()
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -247,7 +256,13 @@ class PolicyNode(LifecycleNode):
         self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
+    def _sim_time(self) -> bool:
+        return bool(self.get_parameter("use_sim_time").value)
+
     def _teardown(self) -> None:
+        if self._streamer is not None:
+            self._streamer.stop()
+            self._streamer = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
@@ -299,12 +314,22 @@ class PolicyNode(LifecycleNode):
         return int(self.get_clock().now().nanoseconds)
 
     def _on_input_message(self, stream: str) -> None:
-        """Any input thread: wake the control group to see whether an observation can be submitted."""
-        event = getattr(self, "_input_event", None)
-        if event is not None and self._worker is not None and not self._worker.busy:
-            event.trigger()
+        """Any input thread, right after a message was stored: submit at once if the model is free."""
+        worker = self._worker
+        if worker is not None and not worker.busy:
+            self._maybe_submit()
 
     def _maybe_submit(self) -> None:
+        """Hand the latest synced observation to the worker if one is due. Called from input threads and the
+        control group: the lock makes it single-entry; it only reads control state (atomic attribute reads)."""
+        if not self._submit_lock.acquire(blocking=False):
+            return
+        try:
+            self._submit()
+        finally:
+            self._submit_lock.release()
+
+    def _submit(self) -> None:
         control, inputs, worker = self.control, self.inputs, self._worker
         if control is None or inputs is None or worker is None or worker.busy:
             return
@@ -318,7 +343,6 @@ class PolicyNode(LifecycleNode):
         if stamp <= self._last_submitted_stamp:
             return  # nothing new since the last observation
         joints = synced.samples[JOINT_STREAM].value
-        control.observe(joints.positions)
         frames = {cam: synced.samples[cam].value for cam in inputs.cameras}
         obs = Observation(images={cam: f.rgb for cam, f in frames.items()},
                           state=control.mapping.state_to_model(joints.positions),
@@ -326,7 +350,8 @@ class PolicyNode(LifecycleNode):
         self._last_submitted_stamp = stamp
         with self._lock:
             self._inflight[id(obs)] = _Submitted(joints.positions, synced.oldest_stamp_ns,
-                                                 max(f.decode_ms for f in frames.values()))
+                                                 max(f.decode_ms for f in frames.values()),
+                                                 (now - synced.oldest_stamp_ns) / 1e6)
         worker.submit(obs)
 
     def _on_worker_result(self, result: InferenceResult) -> None:
@@ -349,13 +374,16 @@ class PolicyNode(LifecycleNode):
         if control is None or cfg is None or meta is None:
             return
         self._expected_latency_s = 0.7 * self._expected_latency_s + 0.3 * (time.monotonic() - result.started_monotonic)
+        control.observe(meta.robot_state)
         if result.chunk is None:
             self._reject(f"inference failed: {result.error}")
             return
         chunk = result.chunk
         t0 = time.monotonic()
+        handoff_ms = (t0 - result.finished_monotonic) * 1e3
         now = self._now_ns()
-        outcome = control.on_chunk(chunk.actions, meta.robot_state, chunk.stamp_ns, now)
+        # the JTC rules are checked on the final message in _send_command (check=False avoids doing it twice)
+        outcome = control.on_chunk(chunk.actions, meta.robot_state, chunk.stamp_ns, now, check=False)
         post_ms = chunk.timings_ms.get("postprocess", 0.0) + (time.monotonic() - t0) * 1e3
         if outcome.raw_jump is not None:
             self.status.chunk_boundary_jump = outcome.raw_jump
@@ -368,7 +396,8 @@ class PolicyNode(LifecycleNode):
             return
         publish_ms = (time.monotonic() - t1) * 1e3
         end_to_end_ms = (self._now_ns() - meta.oldest_stamp_ns) / 1e6
-        timings = {"decode": meta.decode_ms, "preprocess": chunk.timings_ms.get("preprocess", float("nan")),
+        timings = {"input_age": meta.input_age_ms, "decode": meta.decode_ms, "handoff": handoff_ms,
+                   "preprocess": chunk.timings_ms.get("preprocess", float("nan")),
                    "inference": chunk.timings_ms.get("inference", float("nan")), "postprocess": post_ms,
                    "publish": publish_ms, "model": result.duration_ms, "end_to_end": end_to_end_ms,
                    "overhead": end_to_end_ms - result.duration_ms}
@@ -423,10 +452,8 @@ class PolicyNode(LifecycleNode):
         now = self._now_ns()
         synced = inputs.sync.latest_synced(now)
         self._send_hold(control.watchdog(now, synced.stream_problems))
-        if self._stream_pub is not None and control.mode is not ControlMode.INACTIVE:
-            sample = control.stream_sample(now)
-            if sample is not None:
-                self._publish_stream(sample[0], sample[1], now, cfg)
+        if self._stream_pub is not None and self._streamer is None:  # simulated time: stream from this timer
+            self._stream_tick(0)
         if cfg.ghost_rate_hz > 0 and control.executor.plan is not None \
                 and time.monotonic() - self._last_ghost >= 1.0 / cfg.ghost_rate_hz:
             self._last_ghost = time.monotonic()
@@ -436,6 +463,16 @@ class PolicyNode(LifecycleNode):
             ghost.position = control.executor.plan.sample(now + round(cfg.ghost_lookahead_s * _NS)).tolist()
             self._ghost_pub.publish(ghost)
         self._maybe_submit()
+
+    def _stream_tick(self, deadline_ns: int) -> None:
+        """One streamed command (control timer under sim time, else the CommandStreamer thread)."""
+        control, cfg = self.control, self.config
+        if control is None or cfg is None or control.mode is ControlMode.INACTIVE:
+            return
+        now = self._now_ns()
+        sample = control.stream_sample(now)
+        if sample is not None:
+            self._publish_stream(sample[0], sample[1], now, cfg)
 
     def _publish_stream(self, position: np.ndarray, velocity: np.ndarray, now: int, cfg: PolicyNodeConfig) -> None:
         assert self.control is not None and self._stream_pub is not None
@@ -470,7 +507,9 @@ class PolicyNode(LifecycleNode):
             return response
         refusal = self.control.resume(self._now_ns())
         response.success, response.message = not refusal, refusal or "resumed"
-        self._last_submitted_stamp = -1 if not refusal else self._last_submitted_stamp
+        if not refusal:
+            with self._submit_lock:
+                self._last_submitted_stamp = -1
         return response
 
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:

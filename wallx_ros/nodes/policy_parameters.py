@@ -78,6 +78,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("latency_offset_s", 0.0, "constant added to the observation stamp (e.g. camera exposure delay)"),
     ParamSpec("min_lead_s", 0.04, "drop a chunk whose last point is less than this far in the future (s)"),
     ParamSpec("control_rate_hz", 0.0, "watchdog / streaming rate; 0 = the policy's fps"),
+    ParamSpec("stream_priority", 0, "streaming thread SCHED_FIFO priority 1-99 (needs CAP_SYS_NICE); 0 = normal"),
     # safety
     ParamSpec("position_lower", _DBL_ARRAY, "lower position limit: one value or one per action joint"),
     ParamSpec("position_upper", _DBL_ARRAY, "upper position limit: one value or one per action joint"),
@@ -124,6 +125,7 @@ class PolicyNodeConfig:
     gripper_offset: float
     execution: ExecutionConfig
     control_rate_hz: float
+    stream_priority: int
     position_lower: tuple[float, ...]
     position_upper: tuple[float, ...]
     max_velocity: tuple[float, ...]
@@ -158,6 +160,8 @@ class PolicyNodeConfig:
                 raise PolicyError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.diagnostics_rate_hz > 0:
             raise PolicyError(f"diagnostics_rate_hz must be > 0, got {self.diagnostics_rate_hz}")
+        if not 0 <= self.stream_priority <= 99:
+            raise PolicyError(f"stream_priority must be within 0..99, got {self.stream_priority}")
         if self.max_instruction_length < 1:
             raise PolicyError(f"max_instruction_length must be >= 1, got {self.max_instruction_length}")
         if not 1e-5 <= self.gil_switch_interval_s <= 0.1:
@@ -217,7 +221,8 @@ def read_config(node: Node) -> PolicyNodeConfig:
         max_age_s=float(get("max_age_s")), action_type=str(get("action_type")),
         gripper_joints=strings("gripper_joints"),
         gripper_scale=float(get("gripper_scale")), gripper_offset=float(get("gripper_offset")), execution=execution,
-        control_rate_hz=float(get("control_rate_hz")), position_lower=floats("position_lower"),
+        control_rate_hz=float(get("control_rate_hz")), stream_priority=int(get("stream_priority")),
+        position_lower=floats("position_lower"),
         position_upper=floats("position_upper"), max_velocity=floats("max_velocity"), urdf_path=str(get("urdf_path")),
         robot_description=str(get("robot_description")), limit_violation=str(get("limit_violation")),
         controller_joints=strings("controller_joints"), jtc=jtc, output_mode=str(get("output_mode")),

@@ -25,7 +25,8 @@ from wallx_ros.nodes.ros_conversions import time_from_ns
 
 __all__ = ["STATUS_FIELDS", "PolicyStatusPublisher", "StatusFields", "path_markers"]
 
-_LATENCY_FIELDS = ("decode", "preprocess", "inference", "postprocess", "publish", "model", "end_to_end", "overhead")
+_LATENCY_FIELDS = ("input_age", "decode", "preprocess", "inference", "postprocess", "handoff", "publish", "model",
+                   "end_to_end", "overhead")
 STATUS_FIELDS = ("state", "state_since", "hold_reason", "last_problem", "observation_stamp",
                  *(f"{s}_ms" for s in _LATENCY_FIELDS), "transport_delay_ms", "chunk_boundary_jump",
                  "published_boundary_jump", "skipped_points", "chunks_published", "chunks_rejected",
