@@ -91,7 +91,7 @@ class Plan:
 
     def sample(self, t_ns: int) -> npt.NDArray[np.float64]:
         """Position at ``t_ns``: linear between points, the first point before it, the last after it."""
-        return self.sample_many(np.array([t_ns], dtype=np.int64))[0]
+        return np.asarray(self.sample_many(np.array([t_ns], dtype=np.int64))[0], dtype=np.float64)
 
     def sample_many(self, times_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Positions at each of ``times_ns`` (rows), vectorised ``sample``."""

@@ -164,8 +164,8 @@ class SafetyFilter:
                                                           self._lower, self._upper)
             limited: set[str] = set()
             worst_ratio = 1.0
-            rows = range(pos.shape[0]) if self._speeding(times_s, pos, prev_t, prev_p) else range(0)
-            for i in rows:
+            count = pos.shape[0] if self._speeding(times_s, pos, prev_t, prev_p) else 0
+            for i in range(count):
                 if prev_t is not None and prev_p is not None and times_s[i] > prev_t:
                     step = (times_s[i] - prev_t) * self._vmax
                     delta = pos[i] - prev_p
