@@ -23,6 +23,7 @@ from ros_harness import REPO_ROOT, RosTestNode, running_node, subprocess_env, wa
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import MarkerArray
 
 from wallx_ros.analysis.run_log import read_run_log
 from wallx_ros.nodes.ros_conversions import duration_from_s, stamp_to_ns
@@ -72,8 +73,11 @@ def test_sim_node_speaks_like_a_robot_with_a_trajectory_controller(ros: RosTestN
     reliable = ros.publisher(JointTrajectory, TRAJECTORY_TOPIC)
     best_effort = ros.publisher(JointTrajectory, TRAJECTORY_TOPIC,
                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+    overlay = ros.collect(MarkerArray, "/wallx_diagnostics_markers/markers")
     params = _sim_params(tmp_path / "run.jsonl", real_time_factor=0.5)
-    with running_node("wallx_ros.nodes.sim_node", "wallx_sim", params, tmp_path, extra_env=SIM_ENV) as sim:
+    with running_node("wallx_ros.nodes.sim_node", "wallx_sim", params, tmp_path, extra_env=SIM_ENV) as sim, \
+         running_node("wallx_ros.nodes.diagnostics_markers_node", "wallx_diagnostics_markers", {"rate_hz": 4.0},
+                      tmp_path):
         assert ros.wait_for_subscribers(reliable, timeout_s=60), sim.output()
         # like a JTC, the subscription is RELIABLE: a best-effort publisher never connects
         assert best_effort.get_subscription_count() == 0
@@ -105,6 +109,15 @@ def test_sim_node_speaks_like_a_robot_with_a_trajectory_controller(ros: RosTestN
         assert "joint names but the controller has" in status["last_rejection"]
         other = [i for i in range(len(ALOHA_JOINTS)) if i != waist]
         np.testing.assert_allclose(np.array(states.messages[-1].position)[other], start[other], atol=0.03)
+
+        # RViz: the diagnostics overlay renders the sim's status; every topic wallx.rviz shows exists
+        assert wait_until(lambda: any("wallx_sim: simulation" in m.markers[0].text for m in overlay.messages), 30)
+        assert "missed_control_periods" in overlay.messages[-1].markers[0].text
+        ros.collect(MarkerArray, "/wallx_sim/robot_markers")  # markers are only computed for subscribers
+        graph = {name for name, _ in ros.node.get_topic_names_and_types()}
+        rviz = yaml.safe_load((REPO_ROOT / "config" / "wallx.rviz").read_text())
+        shown = {d["Topic"]["Value"] for d in rviz["Visualization Manager"]["Displays"] if "Topic" in d}
+        assert shown <= graph, f"wallx.rviz shows topics nobody publishes: {shown - graph}"
     log = sim.log_path.read_text()
     assert sim.proc.returncode == 0 and "Traceback" not in log, log[-3000:]  # clean SIGINT shutdown
 
