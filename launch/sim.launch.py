@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription, OpaqueFunction
-from launch.conditions import IfCondition, LaunchConfigurationEquals
+from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, SetParameter, SetRemap
 from launch_ros.substitutions import FindPackageShare
 
@@ -79,12 +79,12 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[LaunchConfiguration("sim_params_file"),
                     {"real_time_factor": LaunchConfiguration("real_time_factor"),
                      "run_log": LaunchConfiguration("run_log")}],
-        condition=LaunchConfigurationEquals("sim", "embedded"),
+        condition=IfCondition(EqualsSubstitution(LaunchConfiguration("sim"), "embedded")),
     )
     gz_bridge = Node(
         package="ros_gz_bridge", executable="parameter_bridge", name="wallx_gz_bridge", output="screen",
         parameters=[{"config_file": LaunchConfiguration("gz_bridge_config"), "use_sim_time": True}],
-        condition=LaunchConfigurationEquals("sim", "gazebo"),
+        condition=IfCondition(EqualsSubstitution(LaunchConfiguration("sim"), "gazebo")),
     )
     rviz = Node(
         package="rviz2", executable="rviz2", name="wallx_rviz", output="screen",

@@ -6,7 +6,7 @@
 #   bash scripts/demo.sh --record                 # teleop + record variant (needs the recorder/teleop nodes)
 # Options:
 #   --device D                 policy device (cpu | cuda | cuda:N | auto), default cpu
-#   --real-time-factor X       sim seconds per wall second; default 0.1 on cpu (a CPU chunk takes ~1 s), 1.0 otherwise
+#   --real-time-factor X       sim seconds per wall second; default 0.05 on cpu (a CPU chunk takes 1-5 s), 1.0 otherwise
 #   --duration S               stop by itself after S wall seconds (default: run until Ctrl-C)
 #   --out DIR                  run log, node logs and plots go here (default .cache/demo/<date-time>)
 #   --sim-param NAME:=VALUE    extra sim_node parameter (repeatable), e.g. --sim-param camera_rate_hz:=20
@@ -57,7 +57,7 @@ if [ -z "$checkpoint" ]; then
   extra=(-p allow_random_weights:=true)
 fi
 if [ "$device" = cpu ]; then
-  rtf=${rtf:-0.1}
+  rtf=${rtf:-0.05}
   extra+=(-p num_threads:=1)   # the simulator needs the other core
 else
   rtf=${rtf:-1.0}

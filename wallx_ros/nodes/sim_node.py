@@ -299,6 +299,11 @@ def main(args: list[str] | None = None) -> int:
             executor.add_node(node)
             try:
                 executor.spin()
+            except Exception:
+                # SIGINT shuts the context down from rclpy's signal thread, possibly while a tick is still
+                # publishing (a render takes tens of ms): that "context is invalid" error is the shutdown.
+                if node.context.ok():
+                    raise
             finally:
                 node.shutdown()
                 node.destroy_node()
