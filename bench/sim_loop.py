@@ -43,8 +43,8 @@ def machine() -> dict[str, Any]:
 
 def pct(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
-    return {"n": len(arr), "p50": round(float(np.percentile(arr, 50)), 2), "p90": round(float(np.percentile(arr, 90)), 2),
-            "mean": round(float(arr.mean()), 2)}
+    return {"n": len(arr), "p50": round(float(np.percentile(arr, 50)), 2),
+            "p90": round(float(np.percentile(arr, 90)), 2), "mean": round(float(arr.mean()), 2)}
 
 
 def sim_only(seconds: float) -> dict[str, Any]:
