@@ -48,7 +48,10 @@ _SIDE_COLOURS = {"left": (0.2, 0.6, 1.0), "right": (1.0, 0.5, 0.1)}
 
 
 def _declare(node: Node, name: str, default: object, description: str) -> None:
-    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
+    # numbers accept int or float overrides (-p real_time_factor:=1 is as good as 1.0)
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
+    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True,
+                                                              dynamic_typing=numeric))
 
 
 class SimNode(Node):
@@ -62,9 +65,12 @@ class SimNode(Node):
         self._names = list(self.sim.joint_names)
         self._run_log: RunLogWriter | None = None
         if run_log:
-            self._run_log = RunLogWriter(run_log, self._names, self.sim.limits.lower, self.sim.limits.upper,
-                                         config.control_rate_hz,
-                                         {k: str(v) for k, v in asdict(config).items()})
+            try:
+                self._run_log = RunLogWriter(run_log, self._names, self.sim.limits.lower, self.sim.limits.upper,
+                                             config.control_rate_hz, {k: str(v) for k, v in asdict(config).items()})
+            except OSError as err:
+                self.sim.close()
+                raise SimError(f"cannot write the run log {run_log}: {err} (choose another run_log path)") from err
 
         self._clock_pub = self.create_publisher(ClockMsg, "/clock", QoSProfile(depth=1))
         self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
@@ -114,17 +120,20 @@ class SimNode(Node):
         def get(name: str) -> Any:
             return self.get_parameter(name).value
 
-        config = SimConfig(
-            scene=str(get("scene")), seed=int(get("seed")), control_rate_hz=float(get("control_rate_hz")),
-            camera_rate_hz=float(get("camera_rate_hz")), image_width=int(get("image_width")),
-            image_height=int(get("image_height")), cameras=parse_camera_map(list(get("cameras"))),
-            render_shadows=bool(get("render_shadows")), real_time_factor=float(get("real_time_factor")),
-            max_joint_velocity=float(get("max_joint_velocity")),
-            max_gripper_velocity=float(get("max_gripper_velocity")),
-        )
+        try:
+            config = SimConfig(
+                scene=str(get("scene")), seed=int(get("seed")), control_rate_hz=float(get("control_rate_hz")),
+                camera_rate_hz=float(get("camera_rate_hz")), image_width=int(get("image_width")),
+                image_height=int(get("image_height")), cameras=parse_camera_map(list(get("cameras"))),
+                render_shadows=bool(get("render_shadows")), real_time_factor=float(get("real_time_factor")),
+                max_joint_velocity=float(get("max_joint_velocity")),
+                max_gripper_velocity=float(get("max_gripper_velocity")),
+            )
+            period = float(get("diagnostics_period_s"))
+        except (TypeError, ValueError) as err:
+            raise SimError(f"a numeric parameter is not a number: {err} (see config/sim.yaml)") from err
         options = JtcOptions(
             allow_nonzero_velocity_at_trajectory_end=bool(get("allow_nonzero_velocity_at_trajectory_end")))
-        period = float(get("diagnostics_period_s"))
         if not period > 0:
             raise SimError(f"diagnostics_period_s must be > 0, got {period}")
         self._log_status = bool(get("log_status"))
