@@ -24,6 +24,12 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 SIMULATORS = ("embedded", "gazebo", "isaac")
+# policy.launch.py argument -> this file's launch configuration (passed when policy.launch.py declares it;
+# the checkpoint argument is named checkpoint or checkpoint_dir depending on the policy launch file's version)
+POLICY_ARGUMENTS = {"checkpoint": "checkpoint_dir", "checkpoint_dir": "checkpoint_dir", "device": "device",
+                    "mode": "mode", "allow_random_weights": "allow_random_weights"}
+# fixed values: the policy runs on the simulator's clock; RViz is this file's (config/wallx.rviz)
+POLICY_FIXED_ARGUMENTS = {"use_sim_time": "true", "rviz": "false"}
 
 
 def _policy_group(context, *args, **kwargs):
@@ -37,15 +43,11 @@ def _policy_group(context, *args, **kwargs):
     remappings = (yaml.safe_load(path.read_text()) or {}).get("remappings") or {}
     actions = [SetParameter(name="use_sim_time", value=True)]
     actions += [SetRemap(src=str(src), dst=str(dst)) for src, dst in remappings.items()]
-    actions.append(IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(share / "launch" / "policy.launch.py")),
-        launch_arguments={
-            "checkpoint_dir": LaunchConfiguration("checkpoint_dir"),
-            "device": LaunchConfiguration("device"),
-            "mode": LaunchConfiguration("mode"),
-            "allow_random_weights": LaunchConfiguration("allow_random_weights"),
-        }.items(),
-    ))
+    source = PythonLaunchDescriptionSource(str(share / "launch" / "policy.launch.py"))
+    declared = {arg.name for arg in source.get_launch_description(context).get_launch_arguments()}
+    arguments = {name: LaunchConfiguration(ours) for name, ours in POLICY_ARGUMENTS.items() if name in declared}
+    arguments.update({name: value for name, value in POLICY_FIXED_ARGUMENTS.items() if name in declared})
+    actions.append(IncludeLaunchDescription(source, launch_arguments=arguments.items()))
     return [GroupAction(actions, condition=IfCondition(LaunchConfiguration("policy")))]
 
 

@@ -86,7 +86,8 @@ def _kw(call: ast.Call, name: str) -> ast.expr | None:
 def test_sim_launch_names_real_executables_parameters_and_files() -> None:
     tree = _launch_tree("sim.launch.py")
     declared = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
-    used = {ast.literal_eval(c.args[0]) for c in _calls(tree, "LaunchConfiguration")}
+    used = {ast.literal_eval(c.args[0]) for c in _calls(tree, "LaunchConfiguration")
+            if isinstance(c.args[0], ast.Constant)}
     assert used <= declared, f"launch configurations used but never declared: {used - declared}"
     executables = _setup_executables()
     sim_params = _yaml_params("sim.yaml")
@@ -100,14 +101,17 @@ def test_sim_launch_names_real_executables_parameters_and_files() -> None:
             assert isinstance(params, ast.List)
             keys = {ast.literal_eval(k) for d in params.elts if isinstance(d, ast.Dict) for k in d.keys if k}
             assert keys and keys <= sim_params, f"sim_node parameters not in config/sim.yaml: {keys - sim_params}"
-    # the policy node comes from policy.launch.py, included with arguments it declares
+    # the policy node comes from policy.launch.py, included with the arguments it declares
     policy_tree = _launch_tree("policy.launch.py")
     policy_args = {ast.literal_eval(c.args[0]) for c in _calls(policy_tree, "DeclareLaunchArgument")}
     source = (REPO_ROOT / "launch" / "sim.launch.py").read_text()
     assert '"policy.launch.py"' in source
-    include = _calls(tree, "IncludeLaunchDescription")[0]
-    passed = {ast.literal_eval(k) for k in _kw(include, "launch_arguments").func.value.keys}  # type: ignore[union-attr]
-    assert passed <= policy_args, f"sim.launch.py passes {passed - policy_args} that policy.launch.py lacks"
+    constants = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 for t in n.targets if isinstance(t, ast.Name) and t.id.startswith("POLICY_")}
+    assert set(constants["POLICY_ARGUMENTS"].values()) <= declared
+    passed = set(constants["POLICY_ARGUMENTS"]) & policy_args
+    assert {"device", "mode", "allow_random_weights"} <= passed, f"policy.launch.py lacks {passed}"
+    assert passed & {"checkpoint", "checkpoint_dir"}, "policy.launch.py has no checkpoint argument"
     # every file it points at is shipped (setup.py globs config/*.yaml, *.rviz)
     for sim in SIMULATORS:
         assert (CONFIG / f"topics_{sim}.yaml").is_file()
@@ -134,6 +138,8 @@ def test_rviz_config_shows_cameras_robot_ghost_and_diagnostics() -> None:
         assert topic["Value"] == f"/{cam}/image_raw" and topic["Reliability Policy"] == "Best Effort"
     assert displays["Robot"]["Description Topic"]["Value"] == "/robot_description"
     assert displays["Predicted chunk ghost"]["TF Prefix"] == "ghost"
+    assert displays["Predicted chunk ghost"]["Description Topic"]["Value"] == "/ghost/robot_description"
+    assert displays["Policy predicted path"]["Topic"]["Value"] == "/wallx_policy/predicted_path"
     assert displays["Predicted gripper path"]["Topic"]["Value"] == "/wallx_sim/predicted_path"
     assert displays["Diagnostics"]["Topic"]["Value"] == "/wallx_diagnostics_markers/markers"
 
