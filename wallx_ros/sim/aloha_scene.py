@@ -64,6 +64,7 @@ class AlohaScene:
         except (ValueError, OSError) as err:
             raise SceneError(f"cannot load {path}: {err} (reinstall gym-aloha==0.1.5)") from err
         self.data: Any = mujoco.MjData(self.model)
+        self._scratch: Any = mujoco.MjData(self.model)  # forward kinematics of hypothetical poses
         self.scene = scene
         self._close, self._open, self._start_pose = _gripper_constants()
 
@@ -208,10 +209,7 @@ class AlohaScene:
 
         Forward kinematics on a scratch copy of the data: the simulation state is not touched.
         """
-        scratch = getattr(self, "_scratch", None)
-        if scratch is None:
-            scratch = mujoco.MjData(self.model)
-            self._scratch = scratch
+        scratch = self._scratch
         scratch.qpos[:] = self.data.qpos
         q = np.array(joint_positions, dtype=np.float64)
         q[self._is_gripper] = q[self._is_gripper] * (self._open - self._close) + self._close
