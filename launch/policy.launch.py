@@ -55,8 +55,13 @@ def generate_launch_description() -> LaunchDescription:
                               description="where trajectories go, e.g. /arm_controller/joint_trajectory"),
         DeclareLaunchArgument("urdf", default_value="", description="URDF file: limits, markers, ghost robot"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),
-        *[DeclareLaunchArgument(f"{cam}_topic", default_value=f"{cam}/image_raw",
-                                description=f"Image topic of the {cam} camera") for cam in CAMERAS],
+        # one per camera of CAMERAS, spelled out so that static checks can read them
+        DeclareLaunchArgument("face_view_topic", default_value="face_view/image_raw",
+                              description="Image topic of the face_view (front) camera"),
+        DeclareLaunchArgument("left_wrist_view_topic", default_value="left_wrist_view/image_raw",
+                              description="Image topic of the left wrist camera"),
+        DeclareLaunchArgument("right_wrist_view_topic", default_value="right_wrist_view/image_raw",
+                              description="Image topic of the right wrist camera"),
     ]
     remappings = [("joint_states", LaunchConfiguration("joint_states_topic")),
                   ("~/joint_trajectory", LaunchConfiguration("trajectory_topic"))]

@@ -69,7 +69,7 @@ def test_launch_file_names_existing_executables_files_and_declared_parameters() 
     # launch arguments used through LaunchConfiguration are declared
     declared_args = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")
                      if isinstance(c.args[0], ast.Constant)}
-    declared_args |= {f"{cam}_topic" for cam in DEFAULT_CAMERAS}
+    assert {f"{cam}_topic" for cam in DEFAULT_CAMERAS} <= declared_args
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)}
     assert used <= declared_args, used - declared_args
     # the camera remaps are the topics the node subscribes by default
