@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CoreError", "ImageDecodeError", "JointMappingError", "RobotMappingError"]
+__all__ = ["CoreError", "ImageDecodeError", "JointMappingError", "RobotMappingError", "TransportTimingError"]
 
 
 class CoreError(Exception):
@@ -19,3 +19,7 @@ class JointMappingError(CoreError):
 
 class RobotMappingError(CoreError):
     """A robot <-> model mapping file is missing, malformed or inconsistent."""
+
+
+class TransportTimingError(CoreError):
+    """Transport-delay / clock-offset monitoring is configured or used wrongly."""
