@@ -80,8 +80,8 @@ def classify(frame: bytes, allowed: frozenset[bytes], ports: bool = False) -> tu
         label = socket.inet_ntoa(dst)
         if ports and frame[23] == 17 and (struct.unpack_from("!H", frame, 20)[0] & 0x1FFF) == 0:
             ihl = 14 + (frame[14] & 0x0F) * 4
-            label += ":%d<-%s:%d len%d" % (struct.unpack_from("!H", frame, ihl + 2)[0], socket.inet_ntoa(frame[26:30]),
-                                       struct.unpack_from("!H", frame, ihl)[0], struct.unpack_from("!H", frame, ihl + 4)[0])
+            dport, sport, ulen = (struct.unpack_from("!H", frame, ihl + k)[0] for k in (2, 0, 4))
+            label += f":{dport}<-{socket.inet_ntoa(frame[26:30])}:{sport} len{ulen}"
         return dst in allowed, label
     if ethertype == ETH_P_ARP and len(frame) >= 42:
         sender, target = frame[28:32], frame[38:42]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CoreError", "ImageDecodeError", "JointMappingError", "RobotMappingError", "TransportTimingError"]
+__all__ = [
+    "CoreError",
+    "ImageDecodeError",
+    "ImageEncodeError",
+    "JointMappingError",
+    "RobotMappingError",
+    "TransportTimingError",
+]
 
 
 class CoreError(Exception):
@@ -23,3 +30,7 @@ class RobotMappingError(CoreError):
 
 class TransportTimingError(CoreError):
     """Transport-delay / clock-offset monitoring is configured or used wrongly."""
+
+
+class ImageEncodeError(CoreError):
+    """An RGB frame could not be encoded (wrong shape or dtype, bad quality setting)."""
