@@ -17,6 +17,7 @@ import json
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ class RobotStandIn(Node):
         self._published: dict[str, int] = {}
         self._payload_bytes: dict[str, int] = {}
         self._frame_index = 0
+        self._stamp_log: deque[tuple[int, str]] = deque(maxlen=20000)  # (stamp, source) of what was published
+        self._stamp_source: dict[int, str] = {}
         self._frames: dict[str, list[Any]] = {}
         compressed = cfg["transport"] == "compressed"
         self._cam_pubs = {}
@@ -94,12 +97,21 @@ class RobotStandIn(Node):
         obj["wall_ns"] = time.time_ns()
         self._events.write(json.dumps(obj) + "\n")
 
+    def _remember(self, stamp_ns: int, source: str) -> None:
+        if len(self._stamp_log) == self._stamp_log.maxlen:
+            old, _ = self._stamp_log[0]
+            self._stamp_source.pop(old, None)
+        self._stamp_log.append((stamp_ns, source))
+        self._stamp_source[stamp_ns] = source
+
     def _count(self, topic: str, nbytes: int) -> None:
         self._published[topic] = self._published.get(topic, 0) + 1
         self._payload_bytes[topic] = self._payload_bytes.get(topic, 0) + nbytes
 
     def _publish_cameras(self) -> None:
-        stamp = time_from_ns(self.robot_now_ns())
+        now = self.robot_now_ns()
+        self._remember(now, "cameras")
+        stamp = time_from_ns(now)
         i = self._frame_index % int(self.cfg["frame_variants"])
         self._frame_index += 1
         for cam, pub in self._cam_pubs.items():
@@ -123,7 +135,9 @@ class RobotStandIn(Node):
             return
         self._joint_phase += 1.0 / float(self.cfg["joint_hz"])
         msg = JointState()
-        msg.header.stamp = time_from_ns(self.robot_now_ns())
+        now = self.robot_now_ns()
+        self._remember(now, "joint_states")
+        msg.header.stamp = time_from_ns(now)
         msg.name = names
         msg.position = [0.1 * float(np.sin(self._joint_phase + j)) for j in range(len(names))]
         self._joint_pub.publish(msg)
@@ -132,8 +146,10 @@ class RobotStandIn(Node):
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         received = self.robot_now_ns()
         positions = np.array([p.positions for p in msg.points], dtype=np.float64) if msg.points else np.zeros((0, 0))
+        stamp = stamp_to_ns(msg.header.stamp)
         self._event({
-            "kind": "trajectory", "received_robot_ns": received, "stamp_ns": stamp_to_ns(msg.header.stamp),
+            "kind": "trajectory", "received_robot_ns": received, "stamp_ns": stamp,
+            "stamp_source": self._stamp_source.get(stamp),
             "joint_names": list(msg.joint_names), "points": len(msg.points),
             "first_time_from_start_s": (msg.points[0].time_from_start.sec + msg.points[0].time_from_start.nanosec
                                         * 1e-9) if msg.points else None,
