@@ -103,6 +103,7 @@ class Direction:
     lost: int = 0
     cut_drops: int = 0
     max_queue_ms: float = 0.0
+    delivered: list[int] = field(default_factory=lambda: [0, 0])  # frames, bytes written to the other side
 
     @staticmethod
     def _count(table: dict[str, list[int]], key: str, size: int) -> None:
@@ -113,6 +114,7 @@ class Direction:
     def stats(self) -> dict[str, object]:
         return {"forwarded": self.forwarded, "outside": self.outside, "queue_drops": self.queue_drops,
                 "lost": self.lost, "cut_drops": self.cut_drops, "max_queue_ms": round(self.max_queue_ms, 3),
+                "delivered": self.delivered,
                 "queued": len(self.queue)}
 
 
@@ -181,6 +183,8 @@ class Wire:
                 _, frame = d.queue.popleft()
                 try:
                     os.write(out, frame)
+                    d.delivered[0] += 1
+                    d.delivered[1] += len(frame)
                 except OSError:  # interface down / queue full: the frame is lost, like on a wire
                     d.lost += 1
             if d.queue:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ros_harness import REPO_ROOT, subprocess_env
 
-from wallx_ros.cli.fastdds_profile import two_host_profile
+from wallx_ros.cli.fastdds_profile import DEFAULT_SOCKET_BUFFER_BYTES, two_host_profile
 
 LINK_EMULATOR = Path(__file__).resolve().parent / "link_emulator.py"
 _NAME_RE = re.compile(r"^wallx-(?:robot|policy)-(\d+)-[0-9a-f]+$")
@@ -120,7 +120,8 @@ class TwoHosts:
     """Robot host and policy host joined by an emulated link. Use as a context manager."""
 
     def __init__(self, work_dir: Path, subnet: str = "10.213.7", mtu: int = 1500,
-                 shared_memory: bool = False, loopback: bool = True) -> None:
+                 shared_memory: bool = False, loopback: bool = True,
+                 socket_buffer_bytes: int = DEFAULT_SOCKET_BUFFER_BYTES) -> None:
         self.work_dir = work_dir
         self.mtu = mtu
         tag = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -129,7 +130,8 @@ class TwoHosts:
         self.robot = Host(f"wallx-robot-{tag}", robot_ip, policy_ip, work_dir / "fastdds_robot.xml")
         self.policy = Host(f"wallx-policy-{tag}", policy_ip, robot_ip, work_dir / "fastdds_policy.xml")
         for host in (self.robot, self.policy):
-            host.profile.write_text(two_host_profile(host.ip, shared_memory=shared_memory, loopback=loopback))
+            host.profile.write_text(two_host_profile(host.ip, shared_memory=shared_memory, loopback=loopback,
+                                                     socket_buffer_bytes=socket_buffer_bytes))
         self._wire: subprocess.Popen[str] | None = None
         self._created: list[str] = []
 
@@ -228,7 +230,13 @@ def outside_frames(stats: dict[str, Any]) -> dict[str, int]:
 
 
 def forwarded_bytes(stats: dict[str, Any], direction: str) -> int:
+    """Bytes of the frames the hosts sent into the link in ``direction`` (before any impairment)."""
     return sum(b for _f, b in stats[direction]["forwarded"].values())
+
+
+def delivered_bytes(stats: dict[str, Any], direction: str) -> int:
+    """Bytes the link delivered to the other host in ``direction`` (after delay, rate limit, drops)."""
+    return int(stats[direction]["delivered"][1])
 
 
 def wait_for_exit(proc: subprocess.Popen[Any], timeout_s: float) -> int | None:
