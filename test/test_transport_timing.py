@@ -115,3 +115,21 @@ def test_unstamped_messages_are_ignored_and_bad_use_is_refused() -> None:
         TransportTimingConfig(max_plausible_delay_s=float("nan"))
     with pytest.raises(TransportTimingError, match="min_samples"):
         TransportTimingConfig(window=3, min_samples=4)
+
+
+def test_report_becomes_a_diagnostic_status() -> None:
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from wallx_ros.nodes.transport_diagnostics import transport_status
+
+    mon = TransportDelayMonitor(["cam"])
+    feed(mon, "cam", [-300.0] * 10)
+    status = transport_status(mon.report(), "/wallx_policy: transport")
+    assert status.level == DiagnosticStatus.ERROR and "ahead" in status.message
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["clock_status"] == "robot_clock_ahead" and values["clock_offset_bound_ms"] == "300.00"
+    mon.reset()
+    feed(mon, "cam", [3.0] * 10)
+    status = transport_status(mon.report(), "x")
+    assert status.level == DiagnosticStatus.OK and {kv.key: kv.value for kv in status.values}["one_way_delay_ms"] == \
+        "3.00"
