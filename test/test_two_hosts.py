@@ -88,9 +88,12 @@ class Deployment:
                          for name, path in self.logs.items() if path.exists())
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # ip netns exec execs the command: the pid is the node's
+def _stop(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGINT all (ip netns exec execs the command: the pid is the node's), then wait; kill what hangs."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
         if wait_for_exit(proc, 15) is None:
             proc.kill()
             proc.wait(10)
@@ -119,8 +122,7 @@ def deployment(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
         try:
             yield dep
         finally:
-            _stop(robot)
-            _stop(policy)
+            _stop(robot, policy)
 
 
 def _latency_ms(traj: dict[str, Any]) -> float:
