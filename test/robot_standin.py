@@ -17,6 +17,7 @@ import json
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,21 @@ class RobotStandIn(Node):
                 self._cam_pubs[cam] = self.create_publisher(Image, f"/{cam}/image_raw", qos_profile_sensor_data)
         self._joint_pub = self.create_publisher(JointState, "/joint_states", 10)
         self._joint_phase = 0.0
-        self.create_subscription(JointTrajectory, cfg["trajectory_topic"], self._on_trajectory, 10)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.create_subscription(JointTrajectory, cfg["trajectory_topic"], self._guarded(self._on_trajectory), 10)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._guarded(self._on_diagnostics), 10)
         self.create_timer(1.0 / float(cfg["camera_hz"]), self._publish_cameras)
         self.create_timer(1.0 / float(cfg["joint_hz"]), self._publish_joints)
         self.create_timer(1.0, self._summary)
         self._event({"kind": "start", "config": cfg})
+
+    def _guarded(self, callback: Any) -> Any:
+        """A listener must not die of a message it cannot log: record the error as an event instead."""
+        def wrapper(msg: Any) -> None:
+            try:
+                callback(msg)
+            except Exception:  # reported in the event log, which the test checks
+                self._event({"kind": "error", "callback": callback.__name__, "traceback": traceback.format_exc()})
+        return wrapper
 
     def robot_now_ns(self) -> int:
         return int(self.get_clock().now().nanoseconds) + self._offset_ns

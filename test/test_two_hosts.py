@@ -55,6 +55,9 @@ class RobotEvents:
     def trajectories(self, since_wall_ns: int = 0) -> list[dict[str, Any]]:
         return [e for e in self._all("trajectory") if e["wall_ns"] >= since_wall_ns]
 
+    def errors(self) -> list[dict[str, Any]]:
+        return self._all("error")
+
     def published(self) -> dict[str, Any]:
         summaries = self._all("published")
         return summaries[-1] if summaries else {"counts": {}, "payload_bytes": {}}
@@ -173,6 +176,7 @@ def test_trajectory_arrives_from_the_other_host_and_nothing_leaves(deployment: D
     assert forwarded_bytes(stats, "a_to_b") - forwarded_bytes(stats0, "a_to_b") > 0.8 * (payload - payload0)
     assert forwarded_bytes(stats, "b_to_a") > 0
     assert outside_frames(stats) == {}, "frames addressed outside the two hosts"
+    assert dep.events.errors() == []
     # and the kernel agrees: every frame the robot host sent is one the wire classified
     for host, direction in ((dep.hosts.robot, "a_to_b"), (dep.hosts.policy, "b_to_a")):
         counters = host.interface_counters()
