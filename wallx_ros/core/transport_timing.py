@@ -18,7 +18,9 @@ With synchronised clocks (chrony or PTP on both hosts: the user's job), the dela
 transport delays. ``TransportReport.one_way_delay_s`` (median delay of the fastest stream: the path a
 small message such as a JointTrajectory takes back) is what a consumer adds to its trajectory timing;
 ``observation_delay_s`` (median of the slowest stream) is how old an observation is when it is
-complete. Pure Python, thread-safe (subscription callbacks record from any thread).
+complete. Only messages received within the last ``horizon_s`` count: a stream that stalls (a lossy
+link) must not pin the figures to what it delivered long ago - it is a stale stream, a watchdog's
+business. Pure Python, thread-safe (subscription callbacks record from any thread).
 """
 
 from __future__ import annotations
@@ -60,19 +62,23 @@ LEVEL_OK, LEVEL_WARN, LEVEL_ERROR = 0, 1, 2
 class TransportTimingConfig:
     """future_tolerance_s: how far a stamp may lie ahead of the receive time (clock sync precision).
     max_plausible_delay_s: a stream whose fastest delay exceeds this is reported (all streams: error).
-    window: delays kept per stream. min_samples: messages per stream before anything is judged.
+    window: delays kept per stream. min_samples: recent messages a stream needs to be judged.
+    horizon_s: only messages received within this long before "now" count.
     """
 
     future_tolerance_s: float = 0.005
     max_plausible_delay_s: float = 0.5
     window: int = 200
     min_samples: int = 5
+    horizon_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.future_tolerance_s) and self.future_tolerance_s >= 0):
             raise TransportTimingError(f"future_tolerance_s must be >= 0 s, got {self.future_tolerance_s}")
         if not (math.isfinite(self.max_plausible_delay_s) and self.max_plausible_delay_s > 0):
             raise TransportTimingError(f"max_plausible_delay_s must be > 0 s, got {self.max_plausible_delay_s}")
+        if not (math.isfinite(self.horizon_s) and self.horizon_s > 0):
+            raise TransportTimingError(f"horizon_s must be > 0 s, got {self.horizon_s}")
         if self.window < 1 or self.min_samples < 1 or self.min_samples > self.window:
             raise TransportTimingError(f"need 1 <= min_samples <= window, got min_samples {self.min_samples}, "
                                        f"window {self.window}")
@@ -134,7 +140,9 @@ class TransportDelayMonitor:
             raise TransportTimingError(f"stream names must be distinct and non-empty, got {list(names)}")
         self.config = config or TransportTimingConfig()
         self._lock = threading.Lock()
-        self._delays: dict[str, deque[int]] = {n: deque(maxlen=self.config.window) for n in names}
+        # per stream: (received_ns, receive - stamp in ns)
+        self._delays: dict[str, deque[tuple[int, int]]] = {n: deque(maxlen=self.config.window) for n in names}
+        self._latest_received = 0
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -147,27 +155,35 @@ class TransportDelayMonitor:
         if stamp_ns <= 0:
             return  # unstamped messages say nothing about the link (and are rejected elsewhere)
         with self._lock:
-            self._delays[stream].append(int(received_ns) - int(stamp_ns))
+            self._delays[stream].append((int(received_ns), int(received_ns) - int(stamp_ns)))
+            self._latest_received = max(self._latest_received, int(received_ns))
 
     def reset(self) -> None:
         with self._lock:
             for d in self._delays.values():
                 d.clear()
 
-    def stream_delays(self) -> tuple[StreamDelay, ...]:
+    def stream_delays(self, now_ns: int | None = None) -> tuple[StreamDelay, ...]:
+        """Statistics of the messages received within ``horizon_s`` before ``now_ns`` (default: the latest)."""
         with self._lock:
-            snapshot = {n: np.asarray(d, dtype=np.float64) / _NS for n, d in self._delays.items() if d}
+            now = self._latest_received if now_ns is None else int(now_ns)
+            since = now - round(self.config.horizon_s * _NS)
+            snapshot = {}
+            for name, d in self._delays.items():
+                recent = [delay for received, delay in d if received >= since]
+                if recent:
+                    snapshot[name] = np.asarray(recent, dtype=np.float64) / _NS
         return tuple(StreamDelay(n, len(a), float(a[-1]), float(a.min()), float(np.percentile(a, 50)),
                                  float(np.percentile(a, 95)), float(a.max())) for n, a in snapshot.items())
 
-    def report(self) -> TransportReport:
+    def report(self, now_ns: int | None = None) -> TransportReport:
+        """What the recent delays say; ``now_ns`` on the receive clock (default: the latest receive time)."""
         cfg = self.config
-        delays = self.stream_delays()
+        delays = self.stream_delays(now_ns)
         judged = [s for s in delays if s.count >= cfg.min_samples]
-        if len(judged) < len(self._delays):
-            waiting = sorted(set(self._delays) - {s.stream for s in judged})
+        if not judged:
             return TransportReport(ClockStatus.UNKNOWN, LEVEL_OK,
-                                   f"waiting for {cfg.min_samples} messages on {', '.join(waiting)}",
+                                   f"waiting for {cfg.min_samples} messages within {cfg.horizon_s:g} s on a stream",
                                    delays, None, None, None)
         earliest = min(judged, key=lambda s: s.min_s)
         one_way = min(s.p50_s for s in judged)
@@ -184,8 +200,9 @@ class TransportDelayMonitor:
         if fastest > cfg.max_plausible_delay_s:
             return TransportReport(
                 ClockStatus.BEHIND_OR_SLOW, LEVEL_ERROR,
-                f"every stream arrives at least {fastest * 1e3:.0f} ms after its stamp (> {cfg.max_plausible_delay_s:g}"
-                f" s): the robot's clock is behind this host's by up to {fastest:.3f} s, or the link is that slow. "
+                f"every recent message arrives at least {fastest * 1e3:.0f} ms after its stamp "
+                f"(> {cfg.max_plausible_delay_s:g} s): the robot's clock is behind this host's by up to "
+                f"{fastest:.3f} s, or the link is that slow. "
                 "Check the clocks (chronyc tracking / PTP) and the link",
                 delays, None, None, fastest)
         slow = [s.stream for s in judged if s.min_s > cfg.max_plausible_delay_s]
