@@ -55,6 +55,20 @@ class RobotEvents:
     def trajectories(self, since_wall_ns: int = 0) -> list[dict[str, Any]]:
         return [e for e in self._all("trajectory") if e["wall_ns"] >= since_wall_ns]
 
+    def diagnostics(self, suffix: str, since_wall_ns: int = 0) -> list[dict[str, Any]]:
+        """The policy node's /diagnostics entries whose name ends with ``suffix`` (e.g. ": transport")."""
+        return [e for e in self._all("diagnostics") if e["name"].endswith(suffix) and e["wall_ns"] >= since_wall_ns]
+
+    def wait_for_diagnostics(self, suffix: str, since_wall_ns: int, predicate: Any, timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for entry in self.diagnostics(suffix, since_wall_ns):
+                if predicate(entry):
+                    return entry
+            time.sleep(0.25)
+        seen = self.diagnostics(suffix, since_wall_ns)
+        raise AssertionError(f"no {suffix!r} diagnostics as expected; last: {seen[-1] if seen else None}")
+
     def errors(self) -> list[dict[str, Any]]:
         return self._all("error")
 
@@ -63,14 +77,14 @@ class RobotEvents:
         return summaries[-1] if summaries else {"counts": {}, "payload_bytes": {}}
 
     def wait_for_trajectories(self, count: int, since_wall_ns: int, timeout_s: float,
-                              alive: list[subprocess.Popen[bytes]]) -> list[dict[str, Any]]:
+                              alive: list[subprocess.Popen[bytes]], logs: Any = str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             got = self.trajectories(since_wall_ns)
             if len(got) >= count:
                 return got
             for proc in alive:
-                assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
+                assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}\n{logs()}"
             time.sleep(0.25)
         return self.trajectories(since_wall_ns)
 
@@ -82,6 +96,8 @@ class Deployment:
     robot: subprocess.Popen[bytes]
     events: RobotEvents
     logs: dict[str, Path]
+    robot_config: Path
+    env: dict[str, str]
 
     def procs(self) -> list[subprocess.Popen[bytes]]:
         return [self.policy, self.robot]
@@ -109,7 +125,10 @@ def deployment(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
     with TwoHosts(work / "net") as hosts:
         params = {"checkpoint_dir": str(tiny_checkpoint), "allow_random_weights": True, "seed": 0,
                   "num_threads": 1, "instruction": "insert the peg", "warmup": False,
-                  "camera_transport": "compressed"}
+                  "camera_transport": "compressed",
+                  # the tiny model on a shared CPU takes longer than its 0.64 s chunk: a latency-compensated
+                  # chunk would always have expired (the node rightly drops it). Start chunks on arrival.
+                  "latency_compensation": False}
         (work / "policy.yaml").write_text(yaml.safe_dump({"wallx_policy": {"ros__parameters": params}}))
         robot_cfg = {"cameras": list(CAMERAS), "width": 320, "height": 240, "camera_hz": 30.0,
                      "transport": "compressed", "jpeg_quality": 80, "joints": list(ALOHA_JOINTS),
@@ -121,23 +140,29 @@ def deployment(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
                                     domain)
         robot = hosts.robot.popen([sys.executable, str(Path(__file__).parent / "robot_standin.py"),
                                    str(work / "robot.json")], logs["robot host: robot_standin"], domain)
-        dep = Deployment(hosts, policy, robot, RobotEvents(Path(robot_cfg["events_path"])), logs)
+        dep = Deployment(hosts, policy, robot, RobotEvents(Path(robot_cfg["events_path"])), logs,
+                         work / "robot.json", domain)
         try:
             yield dep
         finally:
-            _stop(robot, policy)
-
-
-def _latency_ms(traj: dict[str, Any]) -> float:
-    return (traj["received_robot_ns"] - traj["stamp_ns"]) / 1e6
+            _stop(dep.robot, dep.policy)
 
 
 def _check_trajectory(traj: dict[str, Any]) -> None:
     assert traj["joint_names"] == list(ALOHA_JOINTS)
     assert traj["finite"]
-    assert traj["points"] == 32
-    assert traj["first_time_from_start_s"] == pytest.approx(1 / FPS)
-    assert traj["last_time_from_start_s"] == pytest.approx(32 / FPS)
+    assert traj["points"] >= 1
+    assert traj["stamp_ns"] == 0  # latency_compensation false: the controller starts it when it arrives
+
+
+def _chunks(trajs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chunks, not holds (a hold is one point)."""
+    return [t for t in trajs if t["points"] > 1]
+
+
+def _ms(entry: dict[str, Any], key: str) -> float:
+    value = entry["values"].get(key, "n/a")
+    return float("nan") if value == "n/a" else float(value)
 
 
 def test_default_discovery_would_leave_the_two_hosts(tmp_path: Path) -> None:
@@ -157,13 +182,16 @@ def test_default_discovery_would_leave_the_two_hosts(tmp_path: Path) -> None:
 
 def test_trajectory_arrives_from_the_other_host_and_nothing_leaves(deployment: Deployment) -> None:
     dep = deployment
-    got = dep.events.wait_for_trajectories(2, 0, timeout_s=300, alive=dep.procs())
-    assert len(got) >= 2, f"no trajectories over the link\n{dep.logs_text()}"
+    got = dep.events.wait_for_trajectories(2, 0, timeout_s=300, alive=dep.procs(), logs=dep.logs_text)
+    assert len(_chunks(got)) >= 1, f"no trajectories over the link\n{dep.logs_text()}"
     for traj in got:
         _check_trajectory(traj)
-        # timing: the trajectory's time base is an observation stamp from the ROBOT's clock
-        assert traj["stamp_source"] in ("cameras", "joint_states"), traj
-        assert _latency_ms(traj) > 0
+    # the node measures the one-way transport delay per stream (receive time - robot stamp) and finds the
+    # clocks consistent; no delay is added to this link, so it is small
+    transport = dep.events.wait_for_diagnostics(": transport", 0, lambda e: e["values"].get("clock_status") == "ok",
+                                                timeout_s=60)
+    assert 0 <= _ms(transport, "one_way_delay_ms") < 1000, transport
+    assert all(f"transport_delay.{c}" in transport["values"] for c in (*CAMERAS, "joint_states"))
     # the camera data really crosses the link (shared memory or loopback would bypass it): over a few
     # seconds, at least as many bytes go over the wire as the cameras published
     def camera_payload() -> int:
@@ -176,7 +204,6 @@ def test_trajectory_arrives_from_the_other_host_and_nothing_leaves(deployment: D
     assert forwarded_bytes(stats, "a_to_b") - forwarded_bytes(stats0, "a_to_b") > 0.8 * (payload - payload0)
     assert forwarded_bytes(stats, "b_to_a") > 0
     assert outside_frames(stats) == {}, "frames addressed outside the two hosts"
-    assert dep.events.errors() == []
     # and the kernel agrees: every frame the robot host sent is one the wire classified
     for host, direction in ((dep.hosts.robot, "a_to_b"), (dep.hosts.policy, "b_to_a")):
         counters = host.interface_counters()
@@ -191,7 +218,10 @@ def test_wifi_like_link_drops_frames_adds_latency_and_stays_safe(deployment: Dep
     dep.hosts.set_link(**WIFI)
     start = time.time_ns()
     try:
-        got = dep.events.wait_for_trajectories(3, start, timeout_s=120, alive=dep.procs())
+        got = dep.events.wait_for_trajectories(3, start, timeout_s=120, alive=dep.procs(), logs=dep.logs_text)
+        # the node sees the link's delay in its one-way transport delay (the fastest stream's median)
+        measured = dep.events.wait_for_diagnostics(
+            ": transport", start, lambda e: _ms(e, "one_way_delay_ms") >= WIFI["delay_ms"], timeout_s=60)
         after = dep.hosts.link_stats()
     finally:
         dep.hosts.set_link()
@@ -199,32 +229,50 @@ def test_wifi_like_link_drops_frames_adds_latency_and_stays_safe(deployment: Dep
     assert after["a_to_b"]["queue_drops"] > before["a_to_b"]["queue_drops"]
     assert outside_frames(after) == {}
     # the control loop goes on, later: observation over the link and trajectory back, 40 ms each way
-    assert got, f"no trajectory over the impaired link\n{dep.logs_text()}"
-    observed_here = [t for t in got if t["stamp_ns"] >= start]  # not computed from pre-impairment data
-    assert observed_here, got
+    assert _chunks(got), f"no trajectory over the impaired link\n{dep.logs_text()}"
+    assert measured["values"]["clock_status"] == "ok"
+    assert _ms(measured, "one_way_delay_ms") < WIFI["delay_ms"] + 500
     for traj in got:
         _check_trajectory(traj)
-    for traj in observed_here:
-        assert _latency_ms(traj) >= 2 * WIFI["delay_ms"], traj
 
 
-def test_link_outage_never_delivers_a_stale_trajectory_that_a_controller_would_run(deployment: Deployment) -> None:
+def test_link_outage_makes_the_node_hold_and_it_resumes(deployment: Deployment) -> None:
     dep = deployment
-    dep.events.wait_for_trajectories(1, 0, timeout_s=60, alive=dep.procs())
+    dep.events.wait_for_trajectories(1, 0, timeout_s=60, alive=dep.procs(), logs=dep.logs_text)
     dep.hosts.set_link(cut=True)
     cut_at = time.time_ns()
+    # the policy host stops getting observations: its watchdog holds (reported in /diagnostics once the
+    # link is back; RELIABLE diagnostics are delivered late, the camera frames of the outage never)
     time.sleep(4.0)
     dep.hosts.set_link()
     restored = time.time_ns()
-    got = dep.events.wait_for_trajectories(1, restored, timeout_s=120, alive=dep.procs())
-    during = dep.events.trajectories(cut_at)
-    assert [t for t in during if t["wall_ns"] < restored] == [], "a trajectory crossed a cut link"
-    assert got, f"control did not resume after the outage\n{dep.logs_text()}"
+    assert [t for t in dep.events.trajectories(cut_at) if t["wall_ns"] < restored] == [], "crossed a cut link"
+    dep.events.wait_for_diagnostics(
+        ": control", cut_at, lambda e: "stale" in e["message"] + json.dumps(e["values"]), timeout_s=60)
+    got = dep.events.wait_for_trajectories(1, restored, timeout_s=120, alive=dep.procs(), logs=dep.logs_text)
+    assert _chunks(got), f"control did not resume after the outage\n{dep.logs_text()}"
     for traj in got:
         _check_trajectory(traj)
-        # a trajectory computed before or during the outage may still be delivered (RELIABLE QoS
-        # retransmits it); a joint_trajectory_controller rejects it only because its stamp says it
-        # has expired - which is why the stamp must be the robot's observation time
-        expired = traj["stamp_ns"] + traj["last_time_from_start_s"] * 1e9 < traj["received_robot_ns"]
-        fresh = traj["stamp_ns"] >= restored - 1_000_000_000
-        assert fresh or expired, traj
+
+
+def test_robot_clock_ahead_is_detected_and_the_node_holds(deployment: Deployment) -> None:
+    """A robot whose clock runs 1 s ahead: future stamps would defeat every staleness check."""
+    dep = deployment
+    _stop(dep.robot)
+    cfg = json.loads(dep.robot_config.read_text())
+    cfg["clock_offset_s"] = 1.0
+    dep.robot_config.write_text(json.dumps(cfg))
+    start = time.time_ns()
+    dep.robot = dep.hosts.robot.popen([sys.executable, str(Path(__file__).parent / "robot_standin.py"),
+                                       str(dep.robot_config)], dep.logs["robot host: robot_standin"], dep.env)
+    ahead = dep.events.wait_for_diagnostics(
+        ": transport", start, lambda e: e["values"].get("clock_status") == "robot_clock_ahead", timeout_s=90)
+    assert ahead["level"] == 2 and "chrony" in ahead["message"]
+    assert 900 <= _ms(ahead, "clock_offset_bound_ms") <= 1000
+    control = dep.events.wait_for_diagnostics(": control", ahead["wall_ns"],
+                                              lambda e: "clocks" in e["message"] + json.dumps(e["values"]),
+                                              timeout_s=30)
+    time.sleep(3.0)
+    late = _chunks(dep.events.trajectories(control["wall_ns"] + 1_000_000_000))
+    assert late == [], "chunks computed from future-stamped observations"
+    assert dep.events.errors() == []
