@@ -21,6 +21,7 @@ __all__ = [
     "LeRobotApi",
     "api",
     "lerobot_version",
+    "load_dataset",
     "load_policy_processors",
     "prepare_runtime",
     "quiet_stdout",
@@ -155,3 +156,13 @@ def quiet_stdout() -> Any:
 def fast_mode_needs_qwen_token_ids() -> bool:
     """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]."""
     return lerobot_version() < (0, 5, 0)
+
+
+def load_dataset(repo_id: str, root: Path, *, episodes: list[int] | None = None,
+                 delta_timestamps: dict[str, list[float]] | None = None, video_backend: str | None = None) -> Any:
+    """A local dataset opened for reading (frames, decoded video, ``meta``)."""
+    prepare_runtime()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps,
+                          video_backend=video_backend)
