@@ -30,9 +30,13 @@ def header(stamp_ns: int) -> Any:
 
 
 def image_of(index: int, cam: int, size: tuple[int, int] = (H, W)) -> np.ndarray:
-    """A deterministic RGB image that differs per frame and camera."""
-    rng = np.random.default_rng(1000 * cam + index)
-    return rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    """A deterministic, smooth RGB image (video codecs keep it recognisable) that differs per frame and camera,
+    plus a little noise so that no two frames are equal."""
+    y, x = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
+    img = np.stack([127 + 100 * np.sin(x / 6 + index / 3 + cam), 127 + 100 * np.cos(y / 5 - index / 4),
+                    127 + 100 * np.sin((x + y) / 9 + 2 * cam)], axis=2)
+    noise = np.random.default_rng(1000 * cam + index).integers(-3, 4, img.shape)
+    return np.clip(np.rint(img) + noise, 0, 255).astype(np.uint8)
 
 
 def image_msg(rgb: np.ndarray, stamp_ns: int, transport: str) -> Any:
@@ -55,31 +59,31 @@ def joint_state_msg(names: list[str], positions: np.ndarray, stamp_ns: int) -> A
                                            position=np.asarray(positions, np.float64), velocity=empty, effort=empty)
 
 
-def action_msg(kind: str, positions: np.ndarray, stamp_ns: int) -> Any:
+def action_msg(kind: str, joints: tuple[str, ...], positions: np.ndarray, stamp_ns: int) -> Any:
     empty = np.zeros(0, np.float64)
-    if kind == "joint_trajectory":
+    if kind == "JointTrajectory":
         point = T["trajectory_msgs/msg/JointTrajectoryPoint"](
             positions=np.asarray(positions, np.float64), velocities=empty, accelerations=empty, effort=empty,
             time_from_start=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=20_000_000))
-        return T["trajectory_msgs/msg/JointTrajectory"](header=header(stamp_ns), joint_names=list(JOINTS),
+        return T["trajectory_msgs/msg/JointTrajectory"](header=header(stamp_ns), joint_names=list(joints),
                                                         points=[point])
-    if kind == "joint_state":
-        return joint_state_msg(list(JOINTS), positions, stamp_ns)
+    if kind == "JointState":
+        return joint_state_msg(list(joints), positions, stamp_ns)
     return T["std_msgs/msg/Float64MultiArray"](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
                                                data=np.asarray(positions, np.float64))
 
 
-ACTION_TYPES = {"joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
-                "joint_state": "sensor_msgs/msg/JointState",
-                "float64_multi_array": "std_msgs/msg/Float64MultiArray"}
+ACTION_TYPES = {"JointTrajectory": "trajectory_msgs/msg/JointTrajectory",
+                "JointState": "sensor_msgs/msg/JointState",
+                "Float64MultiArray": "std_msgs/msg/Float64MultiArray"}
 
 
-def state_at(t_s: float) -> np.ndarray:
-    return np.array([np.sin(t_s + i) + 0.1 * i for i in range(len(JOINTS))])
+def state_at(t_s: float, n: int = len(JOINTS)) -> np.ndarray:
+    return np.array([np.sin(t_s + i) + 0.1 * i for i in range(n)])
 
 
-def action_at(t_s: float) -> np.ndarray:
-    return np.array([np.cos(2 * t_s + i) - 0.2 * i for i in range(len(JOINTS))])
+def action_at(t_s: float, n: int = len(JOINTS)) -> np.ndarray:
+    return np.array([np.cos(2 * t_s + i) - 0.2 * i for i in range(n)])
 
 
 @dataclass
@@ -112,9 +116,11 @@ class BagBuilder:
 
 
 def make_recording(path: Path, *, storage: str = "mcap", compression: str = "none", transport: str = "raw",
-                   action: str = "joint_trajectory", fps: int = 10, segments: tuple[int, ...] = (8,),
+                   action: str = "JointTrajectory", fps: int = 10, segments: tuple[int, ...] = (8,),
                    split: str = "bag", start_s: float = 100.0, instruction: str | None = None,
-                   size_change_at: int | None = None, backwards_at: int | None = None) -> Recording:
+                   size_change_at: int | None = None, backwards_at: int | None = None,
+                   cameras: tuple[str, ...] = CAMERAS, joints: tuple[str, ...] = JOINTS,
+                   size: tuple[int, int] = (H, W)) -> Recording:
     """Write a bag; ``segments`` are frame counts of successive episodes (split by markers or 2 s gaps).
 
     Cameras publish at exactly ``fps`` (frame k stamped on the grid), joint states at ``2 * fps`` in a
@@ -124,6 +130,7 @@ def make_recording(path: Path, *, storage: str = "mcap", compression: str = "non
     bag = BagBuilder(path, storage, compression)
     rng = np.random.default_rng(5)
     period = NS // fps
+    assert period * fps == NS, "use an fps that divides 1e9 ns exactly"
     t_ep = round(start_s * NS)
     suffix = "image_raw" if transport == "raw" else "image_raw/compressed"
     img_type = "sensor_msgs/msg/Image" if transport == "raw" else "sensor_msgs/msg/CompressedImage"
@@ -139,23 +146,24 @@ def make_recording(path: Path, *, storage: str = "mcap", compression: str = "non
             t = t_ep + k * period
             log = t + 3_000_000
             imgs = {}
-            for c, cam in enumerate(CAMERAS):
+            for c, cam in enumerate(cameras):
                 grown = size_change_at is not None and global_frame >= size_change_at and c == 0
-                size = (H + 8, W) if grown else (H, W)
-                imgs[cam] = image_of(global_frame, c, size)
+                imgs[cam] = image_of(global_frame, c, (size[0] + 8, size[1]) if grown else size)
                 stamp = t
                 if backwards_at is not None and global_frame == backwards_at and c == 0:
                     stamp = t - 2 * period
                 bag.write(f"/{cam}/{suffix}", img_type, log, image_msg(imgs[cam], stamp, transport))
             for half in (0, 1):
                 ts = t + half * period // 2
-                order = rng.permutation(len(JOINTS))
-                names = [JOINTS[i] for i in order] + ["gripper_aux"]
-                values = np.append(state_at(ts / NS)[order], 42.0)
+                order = rng.permutation(len(joints))
+                names = [joints[i] for i in order] + ["gripper_aux"]
+                values = np.append(state_at(ts / NS, len(joints))[order], 42.0)
                 bag.write("/joint_states", "sensor_msgs/msg/JointState", ts + 3_000_000,
                           joint_state_msg(names, values, ts))
-            bag.write("/teleop/command", ACTION_TYPES[action], log, action_msg(action, action_at(t / NS), t))
-            frames.append({"stamp_ns": t, "images": imgs, "state": state_at(t / NS), "action": action_at(t / NS)})
+            bag.write("/teleop/command", ACTION_TYPES[action], log,
+                      action_msg(action, joints, action_at(t / NS, len(joints)), t))
+            frames.append({"stamp_ns": t, "images": imgs, "state": state_at(t / NS, len(joints)),
+                           "action": action_at(t / NS, len(joints))})
             global_frame += 1
         end = t_ep + (n - 1) * period
         if split == "marker":
@@ -175,10 +183,10 @@ def params_yaml(path: Path, **overrides: Any) -> Path:
     import yaml
 
     params: dict[str, Any] = {
-        "cameras": list(CAMERAS), "camera_transport": "raw", "joint_states_topic": "joint_states",
-        "state_joint_names": list(JOINTS), "action_topic": "/teleop/command", "action_type": "joint_trajectory",
-        "action_joint_names": list(JOINTS), "fps": 10, "instruction": "pick up the cube",
-        "repo_id": "local/bag_test", "use_videos": False, "max_age_s": 0.2,
+        "cameras": list(CAMERAS), "camera_transport": "raw", "joint_names": list(JOINTS),
+        "action_topic": "/teleop/command", "action_type": "JointTrajectory", "fps": 10,
+        "instruction": "pick up the cube", "repo_id": "local/bag_test", "use_videos": False, "max_age_s": 0.2,
+        "min_free_mb": 0.0,
     }
     params.update(overrides)
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))

@@ -23,7 +23,7 @@ from wallx_ros.dataset.bag_conversion import ConversionReport, convert_bags
 from wallx_ros.dataset.bag_reader import find_bags
 from wallx_ros.dataset.conversion_ledger import INCOMPLETE_MARKER
 from wallx_ros.dataset.episode_segmentation import SplitConfig
-from wallx_ros.dataset.errors import DatasetError
+from wallx_ros.dataset.errors import BagConfigError, DatasetError
 
 __all__ = ["build_parser", "main"]
 
@@ -36,12 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert rosbag2 recordings (mcap/sqlite3, no ROS install needed) into a LeRobot v3 dataset "
                     "with the recorder node's topic -> feature configuration.")
     p.add_argument("bags", nargs="+", help="rosbag2 folders, .mcap/.db3 files, or folders holding several bags")
-    p.add_argument("--root", required=True, help="dataset folder (created, or appended to when it exists)")
+    p.add_argument("--root", help="dataset folder (created, or appended to when it exists); default: the params "
+                                   "file's root")
     p.add_argument("--params-file", required=True,
                    help="ROS params YAML with the recorder's parameters (/**: ros__parameters:), "
                         "e.g. config/bag2dataset.yaml or config/recorder.yaml")
     p.add_argument("--repo-id", help="dataset repo id (owner/name), default from the params file")
-    p.add_argument("--fps", type=float, help="output frame rate, default from the params file")
+    p.add_argument("--fps", type=int, help="output frame rate (integer), default from the params file")
     p.add_argument("--instruction", help="task text for every episode (overrides the params file)")
     p.add_argument("--instruction-topic", help="std_msgs/String topic carrying the task text")
     p.add_argument("--episode-split", choices=("bag", "marker", "gap"), help="how episodes are delimited")
@@ -83,17 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="[bag2dataset] %(levelname)s %(message)s")
-    root = Path(args.root).expanduser()
     report: ConversionReport | None = None
+    root = Path(args.root or ".").expanduser()
     try:
         config = _config(args)
+        if not args.root and not config.root:
+            raise BagConfigError("no dataset folder: pass --root or set root in the params file")
+        root = Path(args.root or config.root).expanduser()
         bags = [bag for path in args.bags for bag in find_bags(path)]
-        log.info("%d bag(s) -> %s (%s, %g fps, episodes split by %s)", len(bags), root, config.repo_id,
+        log.info("%d bag(s) -> %s (%s, %d fps, episodes split by %s)", len(bags), root, config.repo_id,
                  config.fps, config.episode_split.mode)
-        from wallx_ros.dataset.bag_sink import open_dataset_sink
-
-        report = convert_bags(bags, config, root, lambda features: open_dataset_sink(root, config, features),
-                              progress=_progress(args.no_progress))
+        report = convert_bags(bags, config, root, progress=_progress(args.no_progress))
     except KeyboardInterrupt:
         print(f"interrupted: {_incomplete_note(root)}", file=sys.stderr)
         return 130

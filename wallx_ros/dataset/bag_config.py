@@ -18,65 +18,89 @@ from typing import Any
 import yaml
 
 from wallx_ros.dataset.episode_segmentation import SplitConfig
-from wallx_ros.dataset.errors import BagConfigError
+from wallx_ros.dataset.errors import BagConfigError, DatasetSpecError
+from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
 
 __all__ = ["ACTION_SOURCES", "BagConversionConfig", "load_params_file"]
 
-ACTION_SOURCES = ("joint_trajectory", "joint_state", "float64_multi_array")
+ACTION_SOURCES = ("JointState", "JointTrajectory", "Float64MultiArray")
 _TRANSPORTS = ("raw", "compressed")
-_RULES = ("latest", "nearest")
 
 
 @dataclass(frozen=True)
 class BagConversionConfig:
-    """Topic -> feature mapping and dataset settings of a bag conversion (see config/bag2dataset.yaml)."""
+    """Topic -> feature mapping and dataset settings of a bag conversion (see config/bag2dataset.yaml).
+
+    Field names are the recorder node's parameter names (``joint_names`` is ``observation.state``,
+    ``action_joint_names`` defaults to it); the bag-only ones are documented in config/bag2dataset.yaml.
+    """
 
     cameras: tuple[str, ...]
-    state_joint_names: tuple[str, ...]
-    action_joint_names: tuple[str, ...]
-    fps: float
+    joint_names: tuple[str, ...]
+    fps: int
+    action_joint_names: tuple[str, ...] = ()
     camera_transport: str = "raw"
-    joint_states_topic: str = "joint_states"
-    action_topic: str = "action"
-    action_type: str = "joint_trajectory"
+    action_topic: str = "/wallx_teleop/action"
+    action_type: str = "JointState"
     instruction: str = ""
+    max_age_s: float = 0.1
+    action_max_age_s: float = 0.5
+    watermark_delay_s: float = 1.0
+    root: str = ""
+    repo_id: str = "local/wallx_demos"
+    robot_type: str = ""
+    use_videos: bool = True
+    video_codec: str = "h264"
+    image_writer_threads: int = 4
+    min_free_mb: float = 500.0
+    # bag-only
+    joint_states_topic: str = "joint_states"
     instruction_topic: str = ""
     namespace: str = "/"
     topic_remaps: tuple[tuple[str, str], ...] = ()
-    max_age_s: float = 0.1
-    alignment_rule: str = "latest"
-    repo_id: str = "local/wallx_ros_dataset"
-    robot_type: str = ""
-    use_videos: bool = True
     episode_split: SplitConfig = field(default_factory=SplitConfig)
     skip_non_monotonic: bool = False
-    max_latency_s: float = 2.0
+    streaming_encoding: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("cameras", "state_joint_names", "action_joint_names", "topic_remaps"):
+        for name in ("cameras", "joint_names", "action_joint_names", "topic_remaps"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "action_joint_names", tuple(n for n in self.action_joint_names if n)
+                           or self.joint_names)
         if not self.cameras or any(not c for c in self.cameras) or len(set(self.cameras)) != len(self.cameras):
             raise BagConfigError(f"cameras must be distinct, non-empty camera keys, got {list(self.cameras)}")
-        for what in ("state_joint_names", "action_joint_names"):
+        for what in ("joint_names", "action_joint_names"):
             names = getattr(self, what)
             if not names or any(not n for n in names) or len(set(names)) != len(names):
                 raise BagConfigError(f"{what} must be distinct, non-empty joint names, got {list(names)}")
-        if not (math.isfinite(self.fps) and self.fps > 0):
-            raise BagConfigError(f"fps must be > 0, got {self.fps}")
+        if isinstance(self.fps, bool) or int(self.fps) != self.fps or not 0 < self.fps <= 1000:
+            raise BagConfigError(f"fps must be an integer in 1..1000 (LeRobot stores integer fps), got {self.fps}")
+        object.__setattr__(self, "fps", int(self.fps))
         if self.camera_transport not in _TRANSPORTS:
             raise BagConfigError(f"camera_transport must be one of {_TRANSPORTS}, got {self.camera_transport!r}")
         if self.action_type not in ACTION_SOURCES:
             raise BagConfigError(f"action_type must be one of {ACTION_SOURCES}, got {self.action_type!r}")
-        if self.alignment_rule not in _RULES:
-            raise BagConfigError(f"alignment_rule must be one of {_RULES}, got {self.alignment_rule!r}")
-        if not (math.isfinite(self.max_age_s) and self.max_age_s > 0):
-            raise BagConfigError(f"max_age_s must be > 0, got {self.max_age_s}")
-        if not (math.isfinite(self.max_latency_s) and self.max_latency_s >= 0):
-            raise BagConfigError(f"max_latency_s must be >= 0, got {self.max_latency_s}")
+        for name in ("max_age_s", "action_max_age_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise BagConfigError(f"{name} must be > 0, got {value}")
+        if not (math.isfinite(self.watermark_delay_s) and self.watermark_delay_s >= 0):
+            raise BagConfigError(f"watermark_delay_s must be >= 0, got {self.watermark_delay_s}")
         if not self.action_topic or not self.joint_states_topic:
             raise BagConfigError("joint_states_topic and action_topic must be set")
-        if "/" not in self.repo_id:
-            raise BagConfigError(f"repo_id must look like 'owner/name', got {self.repo_id!r}")
+
+    def dataset_spec(self, root: Path, image_shapes: Mapping[str, tuple[int, int, int]]) -> DatasetSpec:
+        """The recorder's dataset settings for a dataset at ``root`` with these camera sizes."""
+        try:
+            return DatasetSpec(
+                root=root, repo_id=self.repo_id, fps=self.fps,
+                cameras=tuple(CameraSpec(c, image_shapes[c][0], image_shapes[c][1]) for c in self.cameras),
+                state_names=self.joint_names, action_names=self.action_joint_names, robot_type=self.robot_type,
+                use_videos=self.use_videos, video_codec=self.video_codec,
+                image_writer_threads=0 if self.streaming_encoding and self.use_videos else self.image_writer_threads,
+                streaming_encoding=self.streaming_encoding and self.use_videos, min_free_mb=self.min_free_mb)
+        except DatasetSpecError as err:
+            raise BagConfigError(str(err)) from err
 
     # -- topics --------------------------------------------------------------------------------------
     def resolve(self, name: str) -> str:
@@ -112,9 +136,9 @@ class BagConversionConfig:
     @property
     def action_msgtype(self) -> str:
         return {
-            "joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
-            "joint_state": "sensor_msgs/msg/JointState",
-            "float64_multi_array": "std_msgs/msg/Float64MultiArray",
+            "JointTrajectory": "trajectory_msgs/msg/JointTrajectory",
+            "JointState": "sensor_msgs/msg/JointState",
+            "Float64MultiArray": "std_msgs/msg/Float64MultiArray",
         }[self.action_type]
 
     # -- construction --------------------------------------------------------------------------------
@@ -125,6 +149,8 @@ class BagConversionConfig:
         known = {f for f in cls.__dataclass_fields__ if f != "episode_split"} | {
             "episode_split", "episode_marker_topic", "episode_gap_s"}
         ignored = _RECORDER_ONLY & p.keys()
+        if "joint_names" not in p and "state_joint_names" in p:
+            p["joint_names"] = p.pop("state_joint_names")
         unknown = sorted(p.keys() - known - ignored)
         if unknown:
             raise BagConfigError(f"unknown conversion parameters {unknown}; known: {sorted(known)}")
@@ -151,14 +177,14 @@ class BagConversionConfig:
         return BagConversionConfig(**current)
 
 
-# Recorder parameters that mean nothing offline (services, live-only tuning, output paths given on the CLI).
+# Recorder parameters that mean nothing offline (live queueing, services, logging).
 _RECORDER_ONLY = frozenset({
-    "root", "root_dir", "start_on_launch", "use_sim_time", "qos_depth", "image_writer_threads",
-    "diagnostics_period_s", "watermark_latency_s", "vcodec", "streaming_encoding",
+    "max_episode_s", "max_queued_frames", "on_shutdown", "diagnostics_period_s", "progress_log_period_s",
+    "use_sim_time",
 })
 
 
-def load_params_file(path: str | Path, node_names: tuple[str, ...] = ("wallx_bag2dataset", "wallx_recorder")
+def load_params_file(path: str | Path, node_names: tuple[str, ...] = ("wallx_recorder", "wallx_bag2dataset")
                      ) -> dict[str, Any]:
     """Flat parameters from a ROS params file: ``/**`` entries, then the named nodes' entries over them."""
     path = Path(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wallx_ros.core.errors import CoreError, NonMonotonicStampError
-from wallx_ros.core.frame_alignment import AlignedFrame, AlignmentConfig, FrameAligner
+from wallx_ros.core.frame_alignment import AlignedFrame, AlignmentConfig, FrameAligner, StreamSpec
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.dataset.bag_config import BagConversionConfig
 from wallx_ros.dataset.bag_messages import (
@@ -42,6 +43,7 @@ from wallx_ros.dataset.bag_reader import BagMessage, RosBag
 from wallx_ros.dataset.conversion_ledger import ConversionLedger, LedgerEntry
 from wallx_ros.dataset.episode_segmentation import EpisodeSegmenter, SegmentEvent
 from wallx_ros.dataset.errors import BagReadError, ConversionError, ImageSizeChangedError
+from wallx_ros.dataset.spec import DatasetSpec
 
 __all__ = [
     "ACTION_KEY",
@@ -51,7 +53,6 @@ __all__ = [
     "DatasetSink",
     "ProgressFactory",
     "convert_bags",
-    "dataset_features",
     "image_key",
     "probe_image_shapes",
 ]
@@ -61,25 +62,37 @@ log = logging.getLogger(__name__)
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 _PROGRESS_EVERY = 64
+_MAX_ENCODER_BACKLOG = 8  # frames queued per camera in LeRobot's streaming encoder (it drops at 30)
 
 
 def image_key(camera: str) -> str:
     return f"observation.images.{camera}"
 
 
+class SavedEpisode(Protocol):
+    @property
+    def index(self) -> int: ...
+
+
 class DatasetSink(Protocol):
-    """The dataset writer as the converter uses it (the recorder's writer fulfils it)."""
+    """The dataset writer as the converter uses it: :class:`~wallx_ros.dataset.writer.DatasetWriter`,
+    the recorder's crash-safe writer, fulfils it."""
 
     @property
     def num_episodes(self) -> int: ...
 
-    def add_frame(self, frame: dict[str, Any]) -> None: ...
+    def start_episode(self) -> int: ...
 
-    def save_episode(self) -> int: ...
+    def add_frame(self, images: Mapping[str, npt.NDArray[np.uint8]], state: npt.ArrayLike, action: npt.ArrayLike,
+                  task: str) -> None: ...
 
-    def discard_episode(self) -> None: ...
+    def save_episode(self) -> SavedEpisode: ...
 
-    def finalize(self) -> None: ...
+    def discard_episode(self) -> int: ...
+
+    def encoder_backlog(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class Progress(Protocol):
@@ -89,7 +102,7 @@ class Progress(Protocol):
 
 
 ProgressFactory = Callable[[int, str], Progress]
-SinkFactory = Callable[[dict[str, dict[str, Any]]], DatasetSink]
+SinkFactory = Callable[[DatasetSpec], DatasetSink]
 
 
 @dataclass
@@ -131,22 +144,6 @@ class ConversionReport:
                 f"{self.total_episodes} episodes, {state}")
 
 
-def dataset_features(config: BagConversionConfig, image_shapes: Mapping[str, tuple[int, int, int]]
-                     ) -> dict[str, dict[str, Any]]:
-    """LeRobot feature spec: one image/video per camera, ``observation.state`` and ``action`` (float32)."""
-    cam_dtype = "video" if config.use_videos else "image"
-    features: dict[str, dict[str, Any]] = {
-        image_key(cam): {"dtype": cam_dtype, "shape": tuple(image_shapes[cam]),
-                         "names": ["height", "width", "channels"]}
-        for cam in config.cameras
-    }
-    features[STATE_KEY] = {"dtype": "float32", "shape": (len(config.state_joint_names),),
-                           "names": list(config.state_joint_names)}
-    features[ACTION_KEY] = {"dtype": "float32", "shape": (len(config.action_joint_names),),
-                            "names": list(config.action_joint_names)}
-    return features
-
-
 def probe_image_shapes(bag: RosBag, config: BagConversionConfig) -> dict[str, tuple[int, int, int]]:
     """Each camera's (H, W, 3) from its first message."""
     shapes: dict[str, tuple[int, int, int]] = {}
@@ -164,11 +161,18 @@ def probe_image_shapes(bag: RosBag, config: BagConversionConfig) -> dict[str, tu
     return shapes
 
 
-def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: str | Path, open_sink: SinkFactory,
-                 progress: ProgressFactory | None = None) -> ConversionReport:
+def open_writer(spec: DatasetSpec) -> DatasetSink:
+    """The recorder's crash-safe dataset writer (creates the dataset, or reopens it to append)."""
+    from wallx_ros.dataset.writer import DatasetWriter
+
+    return DatasetWriter(spec, log=log.info)
+
+
+def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: str | Path,
+                 open_sink: SinkFactory = open_writer, progress: ProgressFactory | None = None) -> ConversionReport:
     """Convert ``bags`` (each a rosbag2 folder or .mcap/.db3 file) into the dataset at ``root``.
 
-    ``open_sink(features)`` creates the dataset or opens the existing one for appending. Raises a
+    ``open_sink(spec)`` creates the dataset or opens the existing one for appending. Raises a
     :class:`~wallx_ros.dataset.errors.BagError` (or CoreError) on the first problem; the dataset is then
     finalized with the episodes saved so far and marked incomplete.
     """
@@ -188,13 +192,15 @@ def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: 
         if any(bag_id == other for _, other in todo):
             raise ConversionError(f"{path} has the same content as another bag given; give each recording once")
         todo.append((Path(path), bag_id))
-    if not todo:
+    if not todo:  # every bag given is in the dataset already
+        if ledger is not None and not ledger.complete:
+            ledger.end_run(True)
         total = len(ledger.entries) if ledger else 0
-        return ConversionReport(str(root), reports, ledger.complete if ledger else True, total)
+        return ConversionReport(str(root), reports, True, total)
 
     with RosBag(todo[0][0]) as bag:
         shapes = probe_image_shapes(bag, config)
-    sink = open_sink(dataset_features(config, shapes))
+    sink = open_sink(config.dataset_spec(root, shapes))
     ledger = ConversionLedger(root)
     ledger.reconcile(sink.num_episodes)
     ledger.begin_run()
@@ -211,7 +217,7 @@ def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: 
         raise
     finally:
         try:
-            sink.finalize()
+            sink.close()
         except BaseException as err:
             complete = False
             reason = reason or f"finalize failed: {err}"
@@ -229,16 +235,17 @@ class _BagConverter:
                  progress: ProgressFactory | None) -> None:
         self.path, self.bag_id, self.config, self.shapes = path, bag_id, config, dict(shapes)
         self.sink, self.ledger, self.report, self.progress = sink, ledger, report, progress
-        self.state_selector = JointSelector(config.state_joint_names)
+        self.state_selector = JointSelector(config.joint_names)
         self.action_selector = JointSelector(config.action_joint_names)
         self.topic_stream: dict[str, str] = {config.camera_topic(c): c for c in config.cameras}
-        self.topic_stream[config.state_topic] = "observation.state"
+        self.topic_stream[config.state_topic] = STATE_KEY
         if config.action_topic_name in self.topic_stream:
             raise ConversionError(f"action_topic {config.action_topic_name} is also used for state or a camera")
-        self.topic_stream[config.action_topic_name] = "action"
-        self.align_config = AlignmentConfig.uniform(config.fps, [*config.cameras, "observation.state", "action"],
-                                                    config.max_age_s, rule=config.alignment_rule)
-        self.latency_ns = round(config.max_latency_s * 1e9)
+        self.topic_stream[config.action_topic_name] = ACTION_KEY
+        streams = [StreamSpec(c, config.max_age_s) for c in config.cameras]
+        streams += [StreamSpec(STATE_KEY, config.max_age_s), StreamSpec(ACTION_KEY, config.action_max_age_s)]
+        self.align_config = AlignmentConfig(fps=float(config.fps), streams=tuple(streams))  # the recorder's rule
+        self.latency_ns = round(config.watermark_delay_s * 1e9)
         self.aligner: FrameAligner[Any] | None = None
         self.segment = -1
         self.episode_start_ns = 0
@@ -323,6 +330,7 @@ class _BagConverter:
             self.aligner = None
             return
         self.task = self._task_for(t_ns)
+        self.sink.start_episode()
         self.aligner = FrameAligner(self.align_config)
 
     def _end(self, t_ns: int, save: bool) -> None:
@@ -351,7 +359,7 @@ class _BagConverter:
                             bag_path=str(self.path), start_ns=self.episode_start_ns, frames=self.episode_frames,
                             task=self.task)
         self.ledger.set_pending(entry)
-        index = self.sink.save_episode()
+        index = self.sink.save_episode().index
         if index != entry.episode_index:
             entry = LedgerEntry(**{**entry.__dict__, "episode_index": index})
         self.ledger.commit(entry)
@@ -377,9 +385,9 @@ class _BagConverter:
         stamp = header_stamp_ns(msg.msgtype, msg.raw, msg.log_ns)
         value: Any
         try:
-            if stream == "observation.state":
+            if stream == STATE_KEY:
                 value = joint_vector(msg.msgtype, self.bag.deserialize(msg), self.state_selector)
-            elif stream == "action":
+            elif stream == ACTION_KEY:
                 value = joint_vector(msg.msgtype, self.bag.deserialize(msg), self.action_selector)
             else:
                 value = msg  # decoded only if a frame takes it
@@ -398,13 +406,12 @@ class _BagConverter:
 
     def _write(self, frames: list[AlignedFrame[Any]]) -> None:
         for frame in frames:
-            out: dict[str, Any] = {}
-            for cam in self.config.cameras:
-                out[image_key(cam)] = self._image(cam, frame.values[cam], frame.sample_stamps_ns[cam])
-            out["observation.state"] = np.asarray(frame.values["observation.state"], dtype=np.float32)
-            out["action"] = np.asarray(frame.values["action"], dtype=np.float32)
-            out["task"] = self.task
-            self.sink.add_frame(out)
+            images = {cam: self._image(cam, frame.values[cam], frame.sample_stamps_ns[cam])
+                      for cam in self.config.cameras}
+            # offline there is no deadline: wait for the video encoder instead of letting it drop frames
+            while self.sink.encoder_backlog() > _MAX_ENCODER_BACKLOG:
+                time.sleep(0.002)
+            self.sink.add_frame(images, frame.values[STATE_KEY], frame.values[ACTION_KEY], self.task)
             self.episode_frames += 1
             self.report.frames += 1
 
