@@ -185,3 +185,43 @@ def test_non_monotonic_stamps_fail_or_are_skipped_on_request(tmp_path: Path) -> 
     assert len(frames) == 6  # frame 3 takes the previous face_view image (within max_age_s)
     np.testing.assert_array_equal(frames[3].images["face_view"], rec.episodes[0]["frames"][2]["images"]["face_view"])
     np.testing.assert_array_equal(frames[3].state, rec.episodes[0]["frames"][3]["state"].astype(np.float32))
+
+
+def test_dataset2bag_cli_writes_bag_and_open_loop_report(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from wallx_ros.cli import dataset2bag
+    from wallx_ros.core.types import Observation
+    from wallx_ros.policy import BackendConfig, load_backend
+    from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+
+    rec = make_recording(tmp_path / "bag", fps=50, segments=(40,), cameras=DEFAULT_CAMERAS, joints=ALOHA_JOINTS,
+                         size=(48, 64))
+    params = params_yaml(tmp_path / "p.yaml", cameras=list(DEFAULT_CAMERAS), joint_names=list(ALOHA_JOINTS), fps=50)
+    assert bag2dataset.main([str(rec.path), "--root", str(tmp_path / "ds"), "--params-file", str(params),
+                             "--no-progress"]) == 0
+    rc = dataset2bag.main([str(tmp_path / "ds"), str(tmp_path / "replay"), "--camera-transport", "compressed",
+                           "--checkpoint", str(tiny_checkpoint), "--allow-random-weights", "--max-chunks", "2",
+                           "--stride", "20", "--report-dir", str(tmp_path / "report"), "--no-progress"])
+    assert rc == 0
+    with RosBag(tmp_path / "replay") as bag:
+        assert bag.topics["/face_view/image_raw/compressed"].count == 40
+        assert bag.topics["/joint_states"].msgtype == "sensor_msgs/msg/JointState"
+    report = json.loads((tmp_path / "report" / "open_loop_report.json").read_text())
+    assert report["chunks"] == 2 and [c["frame"] for c in report["chunk_starts"]] == [0, 20]
+    assert report["joints"] == list(ALOHA_JOINTS)
+    png = (tmp_path / "report" / "open_loop_report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # the report's numbers are the backend's chunks vs the recorded actions, joint by joint
+    backend = load_backend(BackendConfig(checkpoint_dir=tiny_checkpoint, allow_random_weights=True, seed=0))
+    frames = list(DatasetReader(tmp_path / "ds").frames())
+    recorded = np.stack([f["action"] for f in rec.episodes[0]["frames"]]).astype(np.float64)
+    errors = []
+    for start in (0, 20):
+        f = frames[start]
+        chunk = backend.predict_chunk(Observation(images=f.images, state=f.state, instruction=f.task,
+                                                  stamp_ns=0)).actions
+        n = min(chunk.shape[0], 40 - start)  # compared within the episode only
+        errors.append(np.abs(chunk[:n] - recorded[start:start + n]))
+    assert report["compared_steps"] == sum(e.shape[0] for e in errors) == 32 + 20
+    assert report["mae_by_horizon"][0] == pytest.approx(np.mean([e[0].mean() for e in errors]), rel=1e-6)
+    all_err = np.concatenate(errors)
+    assert report["mae_per_joint"][ALOHA_JOINTS[3]] == pytest.approx(all_err[:, 3].mean(), rel=1e-6)

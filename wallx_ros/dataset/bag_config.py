@@ -65,6 +65,9 @@ class BagConversionConfig:
     def __post_init__(self) -> None:
         for name in ("cameras", "joint_names", "action_joint_names", "topic_remaps"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "joint_names", tuple(n for n in self.joint_names if n))  # YAML's [""] = unset
+        if not self.joint_names:
+            raise BagConfigError("joint_names is required: the joints of observation.state, by name")
         object.__setattr__(self, "action_joint_names", tuple(n for n in self.action_joint_names if n)
                            or self.joint_names)
         if not self.cameras or any(not c for c in self.cameras) or len(set(self.cameras)) != len(self.cameras):
