@@ -225,3 +225,36 @@ def test_dataset2bag_cli_writes_bag_and_open_loop_report(tmp_path: Path, tiny_ch
     assert report["mae_by_horizon"][0] == pytest.approx(np.mean([e[0].mean() for e in errors]), rel=1e-6)
     all_err = np.concatenate(errors)
     assert report["mae_per_joint"][ALOHA_JOINTS[3]] == pytest.approx(all_err[:, 3].mean(), rel=1e-6)
+
+
+def test_sigkill_mid_conversion_then_rerun_completes_without_duplicates(tmp_path: Path) -> None:
+    """A real kill: the converter process dies after its first saved episode; the same command again
+    finishes the job, and the dataset holds each bag episode exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ros_harness import REPO_ROOT
+
+    rec = make_recording(tmp_path / "bag", split="gap", segments=(3, 3, 3))
+    params = params_yaml(tmp_path / "p.yaml", episode_split="gap")
+    cmd = [sys.executable, "-m", "wallx_ros.cli.bag2dataset", str(rec.path), "--root", str(tmp_path / "ds"),
+           "--params-file", str(params), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ledger = tmp_path / "ds" / "meta" / LEDGER_FILENAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ledger.exists() and json.loads(ledger.read_text())["episodes"]:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before it could be killed:\n{proc.communicate()[0].decode()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert (tmp_path / "ds" / "meta" / INCOMPLETE_MARKER).exists()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    _assert_dataset_equals(tmp_path / "ds", rec.episodes)
+    assert not (tmp_path / "ds" / "meta" / INCOMPLETE_MARKER).exists()
