@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -55,15 +54,20 @@ def machine() -> dict[str, Any]:
 
 
 def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``cmd``; wall time, and that child's own CPU time and peak RSS (os.wait4)."""
     load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"rc": proc.returncode, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load1_before": load,
-            "max_rss_mb": round(after.ru_maxrss / 1024), "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-3000:]}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    return {"rc": proc.returncode, "wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "load1_before": round(load, 2), "max_rss_mb": round(usage.ru_maxrss / 1024),
+            "stdout": stdout[-2000:], "stderr": stderr[-3000:]}
 
 
 def ours(bag: Path, out: Path, transport: str, tmp: Path) -> dict[str, Any]:
@@ -166,8 +170,9 @@ def markdown(report: dict[str, Any]) -> str:
              f"{tuple(round(x, 2) for x in m['loadavg'])}, after {tuple(round(x, 2) for x in m['loadavg_after'])} "
              "(a shared machine: other jobs ran at the same time, so runs are interleaved and both are listed).",
              "", f"Peer: {report['peer'] or report.get('peer_missing')}", "",
-             "| bag | tool | frames | wall s (each run) | CPU s (each run) | frames/s (best wall) | CPU ms/frame |",
-             "|---|---|---|---|---|---|---|"]
+             "| bag | tool | frames | wall s (each run) | CPU s (each run) | frames/s (best wall) | CPU ms/frame "
+             "| peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|"]
     for case in report["cases"]:
         b = case["bag"]
         for tool in ("ours", "peer"):
@@ -179,12 +184,13 @@ def markdown(report: dict[str, Any]) -> str:
             cpu = f"{1000 * best['cpu_s'] / best['frames']:.1f}" if best else "-"
             lines.append(f"| {case['transport']} {b['seconds']:g} s ({b['bag_mb']:g} MB) | {tool} | "
                          f"{best['frames'] if best else 0} | {', '.join(str(r['wall_s']) for r in runs)} | "
-                         f"{', '.join(str(r['cpu_s']) for r in runs)} | {fps} | {cpu} |")
+                         f"{', '.join(str(r['cpu_s']) for r in runs)} | {fps} | {cpu} | "
+                         f"{max(r['max_rss_mb'] for r in runs)} |")
         o, p = _best(case["ours"]), _best(case["peer"])
         if o and p:
             speed = (o["frames"] / o["wall_s"]) / (p["frames"] / p["wall_s"])
             lines.append(f"| | **ours / peer** | | | | **{speed:.2f}x** "
-                         f"| {(p['cpu_s'] / p['frames']) / (o['cpu_s'] / o['frames']):.2f}x less CPU |")
+                         f"| {(p['cpu_s'] / p['frames']) / (o['cpu_s'] / o['frames']):.2f}x less CPU | |")
     lines += ["", "Ours: wallx-ros-bag2dataset, LeRobot 0.4.4 LeRobotDataset through the recorder's DatasetWriter, "
               "h264 (LeRobot's settings: GOP 2, crf 30), streaming encoding with backpressure, per-frame stats. "
               "Peer: forge-robotics through its public API, its own LeRobot v3 writer, libx264 crf 23 (default GOP)."]

@@ -81,6 +81,9 @@ def _progress(disabled: bool) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--ros-args" in argv:  # started by ros2 run / launch: ROS arguments are not ours
+        argv = argv[:argv.index("--ros-args")]
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="[bag2dataset] %(levelname)s %(message)s")

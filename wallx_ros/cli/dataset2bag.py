@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--ros-args" in argv:  # started by ros2 run / launch: ROS arguments are not ours
+        argv = argv[:argv.index("--ros-args")]
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[dataset2bag] %(levelname)s %(message)s")
     if not args.out and not args.checkpoint:
