@@ -18,6 +18,7 @@ PACKAGE = "wallx_ros"
 EXECUTABLES = {
     "policy_node": "wallx_ros.nodes.policy_node:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
+    "wallx-ros-interfaces-package": "wallx_ros.cli.interfaces_package:main",
     "sim_node": "wallx_ros.nodes.sim_node:main",
     "diagnostics_markers": "wallx_ros.nodes.diagnostics_markers_node:main",
     "wallx-ros-plot-run": "wallx_ros.cli.plot_run:main",

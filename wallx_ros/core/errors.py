@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActionMappingError",
     "AlignmentConfigError",
+    "ControlConfigError",
     "CoreError",
     "ImageDecodeError",
+    "JointLimitsError",
     "JointMappingError",
     "NonMonotonicStampError",
     "RobotMappingError",
+    "StreamSyncError",
+    "UrdfError",
 ]
 
 
@@ -48,3 +53,23 @@ class NonMonotonicStampError(CoreError):
             f"(by {(previous_ns - stamp_ns) / 1e6:.3f} ms); stamps must strictly increase per stream. "
             "Check the publisher's clock (use_sim_time, a reset simulation, a replayed bag) or its header.stamp"
         )
+
+
+class StreamSyncError(CoreError):
+    """Stream buffering / synchronisation is configured or used wrongly."""
+
+
+class ActionMappingError(CoreError):
+    """Model action dimensions cannot be mapped to robot joints as configured (names, delta, gripper)."""
+
+
+class JointLimitsError(CoreError):
+    """Joint position / velocity limits are malformed (wrong length, lower > upper, non-positive speed)."""
+
+
+class UrdfError(CoreError):
+    """A URDF file or robot_description string cannot be read or lacks what is needed."""
+
+
+class ControlConfigError(CoreError):
+    """A chunk-execution / control setting is invalid (horizon, blending, rates, latency)."""
