@@ -24,6 +24,8 @@ EXECUTABLES = {
     "sim_node": "wallx_ros.nodes.sim_node:main",
     "diagnostics_markers": "wallx_ros.nodes.diagnostics_markers_node:main",
     "wallx-ros-plot-run": "wallx_ros.cli.plot_run:main",
+    "wallx-ros-bag2dataset": "wallx_ros.cli.bag2dataset:main",
+    "wallx-ros-dataset2bag": "wallx_ros.cli.dataset2bag:main",
 }
 
 
