@@ -124,6 +124,31 @@ def test_sdpa_kernel_keeps_eager_semantics(tiny_checkpoint: Path, three_cams) ->
     np.testing.assert_allclose(got, expected, atol=5e-3, rtol=0)
 
 
+def test_compiled_layers_trace_whole_and_serve_every_layer(three_cams) -> None:
+    """flow_compile runs one decoder layer and one vision block through torch.compile. Traced with the
+    aot_eager backend (no kernel fusion, so the math must not change) the engine must give exactly the
+    uncompiled engine's actions, trace without graph breaks, and reuse one graph for every layer: three
+    graphs in all (step 0 over the prompt, the action-only steps, the vision block), not one per layer.
+    (Inductor's fused kernels change bf16 rounding; bench/inference reports that difference vs stock.)"""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from wallx_ros.policy.flow_engine import FlowEngine
+
+    _, fast = three_cams
+    torch._dynamo.reset()
+    counters.clear()
+    engine = FlowEngine(fast._policy, fast._pre, attention="eager", cuda_graphs=False, compile_layers=True,
+                        compile_backend="aot_eager")
+    obs = observation(12, DEFAULT_CAMERAS, (120, 160))
+    noise = torch.randn(1, engine.horizon, engine.max_action_dim, generator=torch.Generator().manual_seed(0))
+    compiled = engine.run(engine.prepare(obs), noise)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert counters["stats"]["unique_graphs"] == 3, dict(counters["stats"])
+    assert torch.equal(compiled, fast._engine.run(fast._engine.prepare(obs), noise))
+    torch._dynamo.reset()
+
+
 def test_too_long_prompt_is_an_inference_error(three_cams) -> None:
     _, fast = three_cams
     with pytest.raises(InferenceError, match="longer than"):

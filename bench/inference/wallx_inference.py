@@ -236,7 +236,8 @@ class Bench:
                for c in cams}}
         cfg.output_features = {"action": lr.PolicyFeature(type=lr.FeatureType.ACTION, shape=(ACTION_DIM,))}
 
-    def backend(self, cams: tuple[str, ...], mode: str, cuda_graphs: bool) -> tuple[Any, Any, Any]:
+    def backend(self, cams: tuple[str, ...], mode: str, cuda_graphs: bool,
+                compile_layers: bool = False) -> tuple[Any, Any, Any]:
         """(wallx_ros backend, LeRobot preprocessor, postprocessor) for this camera set and mode."""
         import torch
 
@@ -261,7 +262,7 @@ class Bench:
                 model.generation_config.sequence_bias = {(eos,): 1e4}
         config = BackendConfig(checkpoint_dir=Path(tempfile.gettempdir()), device=self.device, mode=mode,
                                allow_random_weights=True, cuda_graphs=cuda_graphs, engine="auto",
-                               flow_attention=self.args.flow_attention)
+                               flow_attention=self.args.flow_attention, flow_compile=compile_layers)
         engine = select_flow_engine(config, self.policy, pre, mode)
         mapping = RobotMapping(state_names=tuple(f"s{i}" for i in range(STATE_DIM)),
                                action_names=tuple(f"a{i}" for i in range(ACTION_DIM)), cameras=cams, fps=30.0)
@@ -289,11 +290,13 @@ class Bench:
 
         args, dev = self.args, self.device
         cuda = dev.startswith("cuda")
-        variants = [("wallx_ros", True)]
+        variants = [("wallx_ros", True, False)]
         if cuda and mode == "diffusion":
-            variants.append(("wallx_ros_no_cuda_graphs", False))
+            variants.append(("wallx_ros_no_cuda_graphs", False, False))
+        if args.compile and mode == "diffusion":
+            variants.append(("wallx_ros_compiled", True, True))
         out = []
-        backend, pre, post = self.backend(cams, mode, cuda_graphs=True)
+        _, pre, post = self.backend(cams, mode, cuda_graphs=True)
         n = args.warmup + (args.iters if mode == "diffusion" else args.fast_iters)
         # -- stock LeRobot
         if cuda:
@@ -324,38 +327,49 @@ class Bench:
             stock["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         out.append(stock)
         # -- wallx_ros backend (fast flow engine in flow mode)
-        for name, graphs in variants:
-            backend, _, _ = self.backend(cams, mode, cuda_graphs=graphs)
-            if cuda:
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            times, first = [], None
-            for i in range(n):
-                obs = self.observation(cams, 1000 + i)
-                t0 = time.perf_counter()
-                chunk = backend.predict_chunk(obs)
-                t1 = time.perf_counter()
-                if first is None:
-                    first = (t1 - t0) * 1e3
-                if i >= args.warmup:
-                    times.append((t1 - t0) * 1e3)
-            res: dict[str, Any] = {"path": name, "engine": backend.engine, "cams": len(cams), "mode": mode,
-                                   "end_to_end_ms": summary(times), "first_call_ms": round(first, 1),
-                                   "speedup_vs_stock_p50": round(stock["end_to_end_ms"]["p50"] /
-                                                                 statistics.median(times), 2),
-                                   "chunk_shape": list(chunk.actions.shape)}
-            if backend.engine == "fast_flow":
-                res["flow_attention"] = backend._engine.attention
-                res["cuda_graphs"] = backend._engine.cuda_graphs
-                res["max_abs_action_diff_vs_stock"], res["prompt_tokens"] = self.action_diff(backend, pre, cams)
-            if cuda:
-                res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-            if args.profile and mode == "diffusion" and backend.engine == "fast_flow":
-                res["profile"] = self.profile(backend, cams)
-            out.append(res)
+        for name, graphs, compiled in variants:
+            try:
+                out.append(self._time_backend(name, graphs, compiled, cams, mode, n, stock))
+            except Exception as err:  # one failing variant must not lose the configuration's other rows
+                out.append({"path": name, "cams": len(cams), "mode": mode, "error": f"{type(err).__name__}: {err}"})
         for r in out:
             print(json.dumps(r), flush=True)
         return out
+
+    def _time_backend(self, name: str, graphs: bool, compiled: bool, cams: tuple[str, ...], mode: str, n: int,
+                      stock: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        args, cuda = self.args, self.device.startswith("cuda")
+        backend, pre, _ = self.backend(cams, mode, cuda_graphs=graphs, compile_layers=compiled)
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        times, first = [], None
+        for i in range(n):
+            obs = self.observation(cams, 1000 + i)
+            t0 = time.perf_counter()
+            chunk = backend.predict_chunk(obs)
+            t1 = time.perf_counter()
+            if first is None:
+                first = (t1 - t0) * 1e3
+            if i >= args.warmup:
+                times.append((t1 - t0) * 1e3)
+        res: dict[str, Any] = {"path": name, "engine": backend.engine, "cams": len(cams), "mode": mode,
+                               "end_to_end_ms": summary(times), "first_call_ms": round(first, 1),
+                               "speedup_vs_stock_p50": round(stock["end_to_end_ms"]["p50"] /
+                                                             statistics.median(times), 2),
+                               "chunk_shape": list(chunk.actions.shape)}
+        if backend.engine == "fast_flow":
+            res["flow_attention"] = backend._engine.attention
+            res["cuda_graphs"] = backend._engine.cuda_graphs
+            res["compiled_layers"] = backend._engine.compile_layers
+            res["max_abs_action_diff_vs_stock"], res["prompt_tokens"] = self.action_diff(backend, pre, cams)
+        if cuda:
+            res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        if args.profile and mode == "diffusion" and backend.engine == "fast_flow":
+            res["profile"] = self.profile(backend, cams)
+        return res
 
     def action_diff(self, backend: Any, pre: Any, cams: tuple[str, ...]) -> tuple[float, int]:
         """Largest |stock - wallx_ros| over a few seeded chunks (normalised actions, same noise), prompt length."""
@@ -432,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-attention", default="auto", choices=("auto", "eager", "sdpa"),
                     help="wallx_ros fast_flow attention kernel (auto: sdpa on CUDA, eager on CPU)")
     ap.add_argument("--profile", action="store_true", help="profile 3 wallx_ros flow chunks")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time wallx_ros with flow_compile (torch.compile'd decoder layer + vision block)")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--out-dir", default=str(REPO / "bench" / "results"))

@@ -40,6 +40,8 @@ class BackendConfig:
     flow_attention: fast_flow's attention kernel: "eager" (stock's math, bit-identical actions on CPU),
         "sdpa" (fused kernels, same attention pattern, bf16-rounding differences), "auto" = sdpa on CUDA.
     cuda_graphs: fast_flow on CUDA: capture the whole flow once per prompt shape and replay it.
+    flow_compile: fast_flow: torch.compile one decoder layer and one vision block (fewer, fused kernels;
+        compiles at warm-up; bf16 rounding differs from stock's).
     """
 
     checkpoint_dir: Path
@@ -57,6 +59,7 @@ class BackendConfig:
     engine: str = "auto"
     flow_attention: str = "auto"
     cuda_graphs: bool = True
+    flow_compile: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir).expanduser())

@@ -55,7 +55,8 @@ def _block_mask(bounds: list[int], seq: int, dtype: torch.dtype, additive: bool,
 class VisionTowerRunner:
     """Runs a loaded WallX policy's vision tower (``policy.model.visual``) with cached grid geometry."""
 
-    def __init__(self, visual: Any, attention: str) -> None:
+    def __init__(self, visual: Any, attention: str, compile_blocks: bool = False,
+                 compile_backend: str = "inductor") -> None:
         if attention not in ("eager", "sdpa"):
             raise ValueError(f"attention must be eager or sdpa, got {attention!r}")
         self.visual = visual
@@ -66,6 +67,16 @@ class VisionTowerRunner:
         self._num_heads = int(first.num_heads)
         self._head_dim = int(first.qkv.weight.shape[1]) // self._num_heads
         self._full_blocks = {int(i) for i in visual.fullatt_block_indexes}
+        self._run_block = self._block
+        if compile_blocks:
+            self._run_block = torch.compile(self._block, dynamic=False, backend=compile_backend)
+
+    def _block(self, block: Any, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+        """One vision block; its module and the geometry tensors are arguments, so one compiled version
+        (``compile_blocks``) serves every block."""
+        hidden = hidden + self._attention(block.attn, block.norm1(hidden), cos, sin, mask)
+        return hidden + block.mlp(block.norm2(hidden))  # type: ignore[no-any-return]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -103,10 +114,11 @@ class VisionTowerRunner:
         self._geometry[grid] = geo
         return geo
 
-    def _attention(self, attn: Any, x: torch.Tensor, geo: VisionGeometry, mask: torch.Tensor) -> torch.Tensor:
+    def _attention(self, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   mask: torch.Tensor) -> torch.Tensor:
         seq = x.shape[0]
         q, k, v = attn.qkv(x).reshape(seq, 3, self._num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-        q, k = self._internals.apply_rotary_pos_emb_vision(q, k, geo.cos, geo.sin)
+        q, k = self._internals.apply_rotary_pos_emb_vision(q, k, cos, sin)
         q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
         if self.attention == "eager":
             weights = torch.matmul(q, k.transpose(1, 2)) / math.sqrt(self._head_dim)
@@ -127,7 +139,6 @@ class VisionTowerRunner:
         hidden = hidden.reshape(seq // unit, unit, -1)[geo.window_index].reshape(seq, -1)
         for i, block in enumerate(visual.blocks):
             mask = geo.full_mask if i in self._full_blocks else geo.window_mask
-            hidden = hidden + self._attention(block.attn, block.norm1(hidden), geo, mask)
-            hidden = hidden + block.mlp(block.norm2(hidden))
+            hidden = self._run_block(block, hidden, geo.cos, geo.sin, mask)
         hidden = visual.merger(hidden)
         return hidden[geo.reverse_index]  # type: ignore[no-any-return]
