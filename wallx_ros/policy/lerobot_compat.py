@@ -28,6 +28,7 @@ __all__ = [
     "open_dataset",
     "prepare_runtime",
     "quiet_stdout",
+    "registered_processor_steps",
     "save_episode",
     "streaming_dropped_frames",
 ]
@@ -137,6 +138,14 @@ def load_policy_processors(policy_dir: Path, device: str) -> tuple[Any, Any]:
         to_transition=lr.policy_action_to_transition, to_output=lr.transition_to_policy_action,
     )
     return pre, post
+
+
+def registered_processor_steps() -> frozenset[str]:
+    """Names of the processor steps LeRobot registered (importing the wall_x stack registers its own)."""
+    api()
+    from lerobot.processor.pipeline import ProcessorStepRegistry
+
+    return frozenset(ProcessorStepRegistry.list())
 
 
 def make_qwen_processor(image_processor_kwargs: dict[str, Any], tokenizer: Any) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 from wallx_ros.core.errors import RobotMappingError
 from wallx_ros.core.robot_mapping import ROBOT_MAPPING_FILENAME, RobotMapping
 from wallx_ros.core.types import ActionChunk, Observation
-from wallx_ros.policy import lerobot_compat
+from wallx_ros.policy import checkpoint_files, lerobot_compat
 from wallx_ros.policy.action_tokenizer import ACTION_TOKENIZER_FILENAME, DctActionTokenizer
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.errors import CheckpointError, InferenceError, RandomWeightsError
@@ -28,7 +28,8 @@ from wallx_ros.policy.tiny_checkpoint import ACTION_TOKENIZER_SUBDIR, BACKBONE_S
 __all__ = ["WallXBackend"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_PICKLE_SUFFIXES = checkpoint_files.PICKLE_SUFFIXES
+_PROCESSOR_CONFIGS = ("policy_preprocessor.json", "policy_postprocessor.json")
 _IMAGE_PREFIX = "observation.images."
 
 
@@ -62,6 +63,11 @@ def _resolve_layout(config: BackendConfig, policy_cfg: Any, mode: str) -> _Check
             "with config.json. The hub is not used: copy x-square-robot/wall-oss-flow to disk and pass "
             "backbone_dir, or keep it in <checkpoint>/wallx_backbone/."
         )
+    if backbone.resolve() != policy_dir.resolve() and policy_dir.resolve() not in backbone.resolve().parents:
+        checkpoint_files.check_folder(backbone, "backbone_dir")
+    ignored = checkpoint_files.check_weights_are_safetensors(backbone, "backbone folder")
+    if ignored:
+        _LOG.warning("%s: pickle files %s are ignored (the safetensors weights are loaded)", backbone, ignored)
     tokenizer_dir: Path | None = None
     if mode == "fast":
         if config.action_tokenizer_dir is not None:
@@ -75,6 +81,8 @@ def _resolve_layout(config: BackendConfig, policy_cfg: Any, mode: str) -> _Check
                 f"fast mode needs an action tokenizer folder; {policy_cfg.action_tokenizer_path!r} is not local. "
                 "Pass action_tokenizer_dir (a local copy of physical-intelligence/fast needs trust_remote_code)."
             )
+    if tokenizer_dir is not None and policy_dir.resolve() not in tokenizer_dir.resolve().parents:
+        checkpoint_files.check_folder(tokenizer_dir, "action_tokenizer_dir")
     return _CheckpointLayout(policy_dir, backbone, weights, tokenizer_dir)
 
 
@@ -224,8 +232,7 @@ class WallXBackend:
         import torch
 
         lerobot_compat.prepare_runtime()
-        if not config.checkpoint_dir.is_dir():
-            raise CheckpointError(f"checkpoint_dir {str(config.checkpoint_dir)!r} is not a folder")
+        checkpoint_files.check_folder(config.checkpoint_dir, "checkpoint_dir")
         info = _checkpoint_info(config.checkpoint_dir)
         if info.get("random_weights") and not config.allow_random_weights:
             raise RandomWeightsError(
@@ -237,6 +244,9 @@ class WallXBackend:
         policy_cfg = _read_policy_config(config.checkpoint_dir)
         mode = config.mode or str(policy_cfg.prediction_mode)
         layout = _resolve_layout(config, policy_cfg, mode)
+        registered = lerobot_compat.registered_processor_steps()
+        for name in _PROCESSOR_CONFIGS:
+            checkpoint_files.check_processor_config(layout.policy_dir / name, registered)
         device = config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
