@@ -33,6 +33,8 @@ OUTCOMES = ("accepted", "refused", "crash", "unsafe")
 _lock = threading.Lock()
 _counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
 _events: list[dict[str, Any]] = []
+_refusals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+_examples: dict[str, str] = {}
 
 
 def scale() -> float:
@@ -76,8 +78,11 @@ def trial(target: str, refused: tuple[type[BaseException], ...]) -> Iterator[Cal
         yield flag
     except UnsafeOutput:
         raise
-    except refused:
+    except refused as err:
         count(target, "refused")
+        with _lock:
+            _refusals[target][type(err).__name__] += 1
+            _examples.setdefault(f"{target} / {type(err).__name__}", str(err)[:300])
         return
     except BaseException:
         count(target, "crash")
@@ -93,7 +98,8 @@ def event(kind: str, **fields: Any) -> None:
 
 def snapshot() -> dict[str, Any]:
     with _lock:
-        return {"counts": {k: dict(v) for k, v in _counts.items()}, "events": list(_events)}
+        return {"counts": {k: dict(v) for k, v in _counts.items()}, "events": list(_events),
+                "refusals": {k: dict(v) for k, v in _refusals.items()}, "refusal_examples": dict(_examples)}
 
 
 def _write() -> None:

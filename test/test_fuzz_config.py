@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from fuzz_ledger import count, fuzz_settings, trial
+from fuzz_ledger import count, examples, fuzz_settings, trial
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,7 +74,7 @@ def mapping_files(draw: st.DrawFn) -> bytes:
     if kind == "bytes":
         return draw(st.binary(max_size=300))
     if kind == "deep":
-        depth = draw(st.integers(1, 100_000))
+        depth = draw(st.sampled_from([1, 10, 100_000]))
         return b"[" * depth + b"]" * depth
     if kind == "not_utf8":
         return json.dumps(VALID_MAPPING).encode()[:-3] + draw(st.sampled_from([b"\xff\xfe", b"\xc3", b"\x80"])) + b"}"
@@ -158,15 +158,15 @@ def _param_values(spec_default: Any) -> st.SearchStrategy[Any]:
         float: st.one_of(weird_floats, st.floats(-100, 100)), str: st.one_of(weird_strings, st.text(max_size=20))}
     from rclpy.parameter import Parameter
 
-    if spec_default == Parameter.Type.STRING_ARRAY:
+    if isinstance(spec_default, Parameter.Type) and spec_default == Parameter.Type.STRING_ARRAY:
         same = st.lists(st.sampled_from(["face_view", "left_wrist_view", "right_wrist_view", "left_waist", "j", ""]),
                         min_size=1, max_size=16)
-    elif spec_default == Parameter.Type.DOUBLE_ARRAY:
+    elif isinstance(spec_default, Parameter.Type) and spec_default == Parameter.Type.DOUBLE_ARRAY:
         same = st.lists(st.one_of(weird_floats, st.floats(-5, 5)), min_size=1, max_size=15)
     else:
         same = by_type[type(spec_default)]
     other = st.one_of(st.integers(-2, 2), st.floats(-2, 2), st.text(max_size=5), st.booleans())
-    return st.one_of(same, same, same, other)
+    return st.sampled_from([True] * 8 + [False]).flatmap(lambda right_type: same if right_type else other)
 
 
 def _build_node(overrides: dict[str, Any]) -> Any:
@@ -178,9 +178,9 @@ def _build_node(overrides: dict[str, Any]) -> Any:
 
 
 def _declaration_refusals() -> tuple[type[BaseException], ...]:
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+    from rclpy.exceptions import ParameterException
 
-    return (InvalidParameterTypeException, InvalidParameterValueException, TypeError)
+    return (ParameterException,)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ def test_fuzz_policy_node_parameters(ros: Any, real_backend: Any, tiny_checkpoin
 
     @fuzz_settings(60)
     @given(st.lists(st.sampled_from(specs).flatmap(lambda s: st.tuples(st.just(s.name), _param_values(s.default))),
-                    min_size=1, max_size=4))
+                    min_size=1, max_size=3))
     def run(overrides: list[tuple[str, Any]]) -> None:
         params = {**base, **dict(overrides)}
         with trial("policy node parameters -> configure", (*_declaration_refusals(), PolicyError, CoreError)) as flag:
@@ -250,7 +250,6 @@ def test_fuzz_yaml_parameter_files(ros: Any, real_backend: Any, tiny_checkpoint:
                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A params file goes through rcl's YAML parser (C) before the node sees it: fuzz the whole path."""
     import rclpy
-    from rclpy.exceptions import InvalidParametersException
 
     from wallx_ros.nodes import policy_node
 
@@ -270,7 +269,7 @@ def test_fuzz_yaml_parameter_files(ros: Any, real_backend: Any, tiny_checkpoint:
         path = tmp_path / "params.yaml"
         path.write_text(text, encoding="utf-8", errors="surrogateescape")
         context = rclpy.Context()
-        refusals = (*_declaration_refusals(), PolicyError, CoreError, InvalidParametersException, RuntimeError)
+        refusals = (*_declaration_refusals(), PolicyError, CoreError, RuntimeError)
         with trial("YAML params file (rcl parser) -> policy node", refusals) as flag:
             try:
                 rclpy.init(args=["wallx", "--ros-args", "--params-file", str(path)], context=context)
@@ -300,4 +299,52 @@ def test_config_fuzz_properties_can_fail(tmp_path: Path) -> None:
     (tmp_path / ROBOT_MAPPING_FILENAME).write_text(json.dumps({**VALID_MAPPING, "state_names": ["a", "a"]}))
     with pytest.raises(RobotMappingError):
         RobotMapping.load(tmp_path)
-    assert np.isfinite(RobotMapping.load.__code__.co_argcount)
+
+
+# -- instruction strings (std_msgs/String on ~/instruction, or the parameter) through the real tokenizer ----
+CONTROL_PIECES = ["<|image_pad|>", "<|action|>", "<|propri|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                  "<|action_token_3|>", "<|endoftext|>", "<|image_pad", "image_pad|>", "<|", "|>"]
+
+
+@st.composite
+def instructions(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.one_of(st.text(max_size=30), st.sampled_from(CONTROL_PIECES),
+                                    st.sampled_from(["\x00", "\u202e", "\ufeff", "🤖", "\n\n", "ü", "{task}"])),
+                          max_size=8))
+    return "".join(parts) * draw(st.sampled_from([1, 1, 1, 40]))
+
+
+def test_fuzz_instructions(real_backend: Any) -> None:
+    """An accepted instruction never reaches the model as a control token; refused ones say which token."""
+    from wallx_ros.core.types import Observation
+
+    tokenizer = real_backend._policy.model.processor.tokenizer
+    control_ids = {tokenizer.convert_tokens_to_ids(t) for t in real_backend._control_tokens}
+
+    @fuzz_settings(300)
+    @given(instructions())
+    def run(text: str) -> None:
+        with trial("instruction string -> model tokens", (PolicyError,)) as flag:
+            problem = real_backend.instruction_problem(text)
+            tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = set(tokens)
+            if problem:
+                if not ids & control_ids and len(tokens) <= real_backend._instruction_room:
+                    flag(f"refused an instruction that has no control tokens and fits the prompt: {problem}")
+                raise PolicyError(problem)
+            if len(tokens) > real_backend._instruction_room:
+                flag(f"accepted an instruction of {len(tokens)} tokens: LeRobot would truncate the action slots")
+            if ids & control_ids:
+                flag(f"{text[:80]!r} reaches the model as control tokens {sorted(ids & control_ids)[:5]}")
+
+    run()
+    # end to end: nasty but accepted instructions run through the real model; refused ones never reach it
+    rng = np.random.default_rng(0)
+    images = {cam: rng.integers(0, 256, (192, 256, 3), dtype=np.uint8) for cam in real_backend.cameras}
+    for text in ["", "\x00\u202e🤖 ü" * 30, "<|image pad|> {task} %s", "insert the peg" * 60][:examples(4)]:
+        with trial("instruction string -> real WallX inference", (PolicyError,)) as flag:
+            chunk = real_backend.predict_chunk(Observation(images, np.zeros(14, np.float32), text, 0))
+            if not np.all(np.isfinite(chunk.actions)):
+                flag("non-finite chunk")
+    with pytest.raises(PolicyError, match="control token"):
+        real_backend.predict_chunk(Observation(images, np.zeros(14, np.float32), "go <|image_pad|>", 0))

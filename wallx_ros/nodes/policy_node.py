@@ -55,7 +55,7 @@ from wallx_ros.core.types import Observation
 from wallx_ros.core.urdf import UrdfModel
 from wallx_ros.nodes.command_stream import CommandStreamer
 from wallx_ros.nodes.observation_inputs import JOINT_STREAM, ObservationInputs
-from wallx_ros.nodes.policy_parameters import PolicyNodeConfig, declare_all, read_config
+from wallx_ros.nodes.policy_parameters import DIAGNOSTICS_RATE_RANGE, PolicyNodeConfig, declare_all, read_config
 from wallx_ros.nodes.policy_status import PolicyStatusPublisher, StatusFields, path_markers
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns, trajectory_from_arrays
 from wallx_ros.policy import PolicyBackend, load_backend
@@ -109,9 +109,11 @@ class PolicyNode(LifecycleNode):
         # diagnostics and status exist in every lifecycle state (they say why the node is not running)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._status = PolicyStatusPublisher(self)
-        rate = float(self.get_parameter("diagnostics_rate_hz").value)
+        value = self.get_parameter("diagnostics_rate_hz").value
+        rate = float(value) if isinstance(value, int | float) else 1.0
+        low, high = DIAGNOSTICS_RATE_RANGE  # an invalid rate is refused at configure; until then 1 Hz
         # steady clock: diagnostics keep coming while a simulation is paused (they say why nothing moves)
-        self.create_timer(1.0 / rate if rate > 0 else 1.0, self._publish_diagnostics,
+        self.create_timer(1.0 / rate if low <= rate <= high else 1.0, self._publish_diagnostics,
                           callback_group=self._control_group, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_service(Trigger, "~/pause", self._on_pause, callback_group=self._control_group)
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self._control_group)
@@ -177,6 +179,9 @@ class PolicyNode(LifecycleNode):
         gc.collect()
         gc.freeze()
         self.config, self.backend = cfg, backend
+        problem = self._instruction_problem(cfg.instruction)
+        if problem:
+            raise PolicyError(f"parameter instruction: {problem}")
         self._instruction = cfg.instruction
         grid = {cam: (int(shape[1]), int(shape[2])) for cam, shape in getattr(backend, "image_shapes", {}).items()}
         topics = dict(zip(cfg.cameras, cfg.camera_topics, strict=True)) if cfg.camera_topics else None
@@ -296,7 +301,8 @@ class PolicyNode(LifecycleNode):
         limit = int(self.get_parameter("max_instruction_length").value)
         if len(text) > limit:
             return f"instruction of {len(text)} characters refused: max_instruction_length is {limit}"
-        return ""
+        check = getattr(self.backend, "instruction_problem", None)  # the model's own rules (control tokens)
+        return str(check(text)) if check is not None else ""
 
     def _on_instruction(self, msg: String) -> None:
         reason = self._instruction_problem(msg.data)

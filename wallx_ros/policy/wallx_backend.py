@@ -91,9 +91,11 @@ def _read_policy_config(policy_dir: Path) -> Any:
     if not cfg_file.is_file():
         raise CheckpointError(f"{cfg_file} not found: checkpoint_dir must be a LeRobot wall_x policy folder")
     try:
-        raw = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{cfg_file} is not valid JSON: {err}") from err
+        raw = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{cfg_file} is not valid UTF-8 JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{cfg_file} is not a JSON object: checkpoint_dir must be a LeRobot wall_x policy folder")
     if raw.get("type") != "wall_x":
         kind = raw.get("model_type") or raw.get("type")
         hint = (" This looks like a bare WALL-OSS backbone (e.g. wall-oss-flow): pass it as backbone_dir and a"
@@ -141,6 +143,9 @@ class WallXBackend:
         self._image_shapes = {k[len(_IMAGE_PREFIX):]: tuple(v.shape) for k, v in features.items()
                               if k.startswith(_IMAGE_PREFIX)}
         self._state_dim = int(features["observation.state"].shape[0])
+        self._control_tokens = lerobot_compat.tokenizer_control_tokens(policy)
+        self._tokenizer = policy.model.processor.tokenizer
+        self._instruction_room: int | None = None  # measured by measure_prompt() at load
 
     # -- PolicyBackend ------------------------------------------------------------------------------------
     @property
@@ -175,13 +180,46 @@ class WallXBackend:
     def reset(self) -> None:
         self._policy.reset()
 
+    def instruction_problem(self, text: str) -> str:
+        """Why ``text`` cannot be the instruction ('' if it can): it must not contain the tokenizer's control
+        tokens. ``<|image_pad|>`` in the text breaks every inference (image tokens no longer match the image
+        features); ``<|action|>`` / ``<|propri|>`` would move where the model reads its state and writes actions."""
+        found = sorted(t for t in self._control_tokens if t in text)
+        if found:
+            return (f"instruction contains the model's control token(s) {found[:3]}: they would corrupt the prompt "
+                    "layout (image, state and action positions); remove them")
+        if self._instruction_room is not None and len(text) > self._instruction_room // 8:  # cheap pre-filter
+            tokens = len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+            if tokens > self._instruction_room:
+                return (f"instruction of {tokens} tokens does not fit the model's prompt ({self._instruction_room} "
+                        "tokens left after images, state and action slots; LeRobot would truncate the action slots)")
+        return ""
+
+    def measure_prompt(self) -> int:
+        """Measure how many tokens the instruction may use (no model forward); returns that number."""
+        obs = self._synthetic_observation("")
+        batch = self._pre(self._batch(obs))
+        room = lerobot_compat.prompt_token_room(self._policy, batch) - 2  # tokens may merge at the boundaries
+        self._instruction_room = room
+        return room
+
+    def _synthetic_observation(self, instruction: str) -> Observation:
+        images = {cam: np.full((shape[1], shape[2], 3), 127, dtype=np.uint8) for cam, shape in self._image_shapes.items()}
+        return Observation(images=images, state=np.zeros(self._state_dim, dtype=np.float32), instruction=instruction,
+                           stamp_ns=0)
+
+    def _batch(self, observation: Observation) -> dict[str, Any]:
+        import torch
+
+        batch: dict[str, Any] = {"observation.state": torch.from_numpy(np.asarray(observation.state, np.float32)),
+                                 "task": observation.instruction}
+        for cam in self.cameras:
+            img = torch.from_numpy(observation.images[cam]).permute(2, 0, 1)
+            batch[_IMAGE_PREFIX + cam] = img.to(torch.float32).div_(255.0)
+        return batch
+
     def warmup(self) -> float:
-        images = {}
-        for cam, shape in self._image_shapes.items():
-            _, h, w = shape
-            images[cam] = np.full((h, w, 3), 127, dtype=np.uint8)
-        obs = Observation(images=images, state=np.zeros(self._state_dim, dtype=np.float32),
-                          instruction="warm up", stamp_ns=0)
+        obs = self._synthetic_observation("warm up")
         t0 = time.monotonic()
         self.predict_chunk(obs)
         return (time.monotonic() - t0) * 1000.0
@@ -194,13 +232,11 @@ class WallXBackend:
             raise InferenceError(f"observation lacks cameras {missing} (model needs {list(self.cameras)})")
         if observation.state.shape != (self._state_dim,):
             raise InferenceError(f"state has shape {observation.state.shape}, model needs ({self._state_dim},)")
+        problem = self.instruction_problem(observation.instruction)
+        if problem:
+            raise InferenceError(problem)
         t0 = time.monotonic()
-        batch: dict[str, Any] = {"observation.state": torch.from_numpy(np.asarray(observation.state, np.float32)),
-                                 "task": observation.instruction}
-        for cam in self.cameras:
-            img = torch.from_numpy(observation.images[cam]).permute(2, 0, 1)
-            batch[_IMAGE_PREFIX + cam] = img.to(torch.float32).div_(255.0)
-        batch = self._pre(batch)
+        batch = self._pre(self._batch(observation))
         t1 = time.monotonic()
         if self.config.seed is not None:
             torch.manual_seed(self.config.seed)
@@ -209,7 +245,7 @@ class WallXBackend:
                 actions = self._policy.predict_action_chunk(batch)
             except torch.cuda.OutOfMemoryError as err:
                 raise InferenceError(f"out of GPU memory during inference: {err}") from err
-            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:  # LeRobot asserts too
                 if "Error in decoding action" in printed.getvalue():
                     raise InferenceError("fast mode: the model generated no decodable action tokens") from err
                 raise InferenceError(f"WallX inference failed: {type(err).__name__}: {err}") from err
@@ -287,7 +323,13 @@ class WallXBackend:
         pre, post = lerobot_compat.load_policy_processors(layout.policy_dir, device)
         mapping = mapping or _mapping_for(layout.policy_dir, policy.config)
         _check_mapping(mapping, policy.config)
-        return cls(config, policy, pre, post, mapping, mode)
+        backend = cls(config, policy, pre, post, mapping, mode)
+        try:
+            backend.measure_prompt()
+        except Exception as err:  # another LeRobot line may build its prompt differently: no length check then
+            _LOG.warning("could not measure the prompt length (%s: %s): instruction length is not checked "
+                         "against the model's prompt", type(err).__name__, err)
+        return backend
 
 
 def _checkpoint_info(policy_dir: Path) -> dict[str, Any]:
@@ -295,9 +337,9 @@ def _checkpoint_info(policy_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is not valid JSON: {err}") from err
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{path} is not valid UTF-8 JSON: {err}") from err
     return data if isinstance(data, dict) else {}
 
 
