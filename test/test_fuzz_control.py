@@ -75,7 +75,10 @@ class ControlMachine(RuleBasedStateMachine):
     # -- events -------------------------------------------------------------------------------------------
     @rule(step_ms=st.one_of(st.integers(0, 100), st.integers(0, 100), st.integers(-20_000, 3_000)))
     def clock(self, step_ms: int) -> None:
+        before = self.now
         self.now = max(S, self.now + step_ms * MS)
+        if self.now < before - 10 * MS:  # what the node does when its control clock goes back
+            self._hold_check(self.control.clock_jumped(self.now, before))
 
     @rule(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["walk"] * 6 + ["huge", "jump", "nan", "inf",
                                                                              "constant", "outside"]),

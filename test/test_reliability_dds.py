@@ -272,6 +272,11 @@ def test_dds_fuzz_inputs(rig: Rig) -> None:
         rig.alive()
     for kind, k in sent.items():
         count(f"DDS fuzz: {kind} messages to the running node", "accepted", k)
+    # an instruction with the model's control tokens is refused with the reason; a good one is taken back
+    since = rig.diag_count()
+    instruction.publish(String(data="insert <|image_pad|> the peg"))
+    rig.wait_diagnostic(lambda d: "control token" in status_values(d).get("last_problem", ""), since, 30)
+    instruction.publish(String(data="insert the peg"))
     # the node said what was wrong with the bad messages, and goes on with good ones
     errors = rig.wait_diagnostic(lambda d: any(kv.key.endswith(".errors") and int(kv.value) > 0 for kv in d.values),
                                  0, 30, inputs=True)

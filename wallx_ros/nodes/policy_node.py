@@ -65,6 +65,7 @@ from wallx_ros.policy.inference_worker import InferenceResult, InferenceWorker
 __all__ = ["PolicyNode", "main"]
 
 _NS = 1_000_000_000
+_CLOCK_JUMP_NS = 10_000_000  # the control clock going back more than this is a jump (simulation reset)
 _STAGES = ("input_age", "decode", "preprocess", "inference", "postprocess", "handoff", "publish", "model",
            "end_to_end", "overhead")
 
@@ -100,6 +101,7 @@ class PolicyNode(LifecycleNode):
         self._last_submitted_stamp = -1
         self._expected_latency_s = 0.0
         self._last_ghost = 0.0
+        self._last_tick_ns = 0
         self._worker: InferenceWorker | None = None
         self._entities: list[Any] = []
         self._urdf: UrdfModel | None = None
@@ -348,6 +350,11 @@ class PolicyNode(LifecycleNode):
         stamp = synced.stamp_ns
         if stamp <= self._last_submitted_stamp:
             return  # nothing new since the last observation
+        if self.config is not None and stamp - now > round(self.config.max_age_s * _NS):
+            # from the future: the publishers' clock is ahead (use_sim_time mismatch) or ours jumped back
+            self.get_logger().warning(f"inputs stamped {(stamp - now) / _NS:.3f} s in the future of this node's clock: "
+                                      "not used (check use_sim_time and clock sync)", throttle_duration_sec=2.0)
+            return
         joints = synced.samples[JOINT_STREAM].value
         frames = {cam: synced.samples[cam].value for cam in inputs.cameras}
         obs = Observation(images={cam: f.rgb for cam, f in frames.items()},
@@ -456,6 +463,9 @@ class PolicyNode(LifecycleNode):
         if control is None or inputs is None or cfg is None:
             return
         now = self._now_ns()
+        if now < self._last_tick_ns - _CLOCK_JUMP_NS:
+            self._on_clock_jump(now, self._last_tick_ns)
+        self._last_tick_ns = now
         synced = inputs.sync.latest_synced(now)
         self._send_hold(control.watchdog(now, synced.stream_problems))
         if self._stream_pub is not None and self._streamer is None:  # simulated time: stream from this timer
@@ -469,6 +479,20 @@ class PolicyNode(LifecycleNode):
             ghost.position = control.executor.plan.sample(now + round(cfg.ghost_lookahead_s * _NS)).tolist()
             self._ghost_pub.publish(ghost)
         self._maybe_submit()
+
+    def _on_clock_jump(self, now: int, before: int) -> None:
+        """Simulation reset / bag replay: nothing of the old timeline (samples, in-flight chunks) may be used."""
+        assert self.control is not None and self.inputs is not None
+        self.inputs.sync.clear()
+        with self._lock:
+            self._inflight.clear()  # chunks of observations taken before the jump are dropped on arrival
+        with self._submit_lock:
+            self._last_submitted_stamp = -1
+        command = self.control.clock_jumped(now, before)
+        self.status.last_problem = self.control.reason if self.control.reason.startswith("clock") else \
+            f"clock jumped back {(before - now) / _NS:.3f} s"
+        self.get_logger().warning(self.status.last_problem)
+        self._send_hold(command)
 
     def _stream_tick(self, deadline_ns: int) -> None:
         """One streamed command (control timer under sim time, else the CommandStreamer thread)."""

@@ -52,7 +52,7 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
 def check_folder(folder: Path, label: str) -> Path:
     """Validate every entry under ``folder`` (see module doc); returns the resolved folder."""
     if not folder.exists():
-        raise CheckpointError(f"{label} {str(folder)!r} does not exist")
+        raise CheckpointError(f"{label} {str(folder)!r} is not a folder: it does not exist")
     if not folder.is_dir():
         raise CheckpointError(f"{label} {str(folder)!r} is not a folder: give the folder that holds config.json")
     if not os.access(folder, os.R_OK | os.X_OK):
