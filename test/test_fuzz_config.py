@@ -132,7 +132,7 @@ def policy_config_base(tiny_checkpoint: Path) -> dict[str, Any]:
 def test_fuzz_checkpoint_configs(policy_config_base: dict[str, Any], tmp_path: Path) -> None:
     from wallx_ros.policy import wallx_backend
 
-    @fuzz_settings(60)
+    @fuzz_settings(30)
     @given(policy_configs(policy_config_base), st.one_of(json_values.map(json.dumps).map(str.encode),
                                                         st.binary(max_size=40)))
     def run(config_bytes: bytes, info_bytes: bytes) -> None:
@@ -341,7 +341,7 @@ def test_fuzz_instructions(real_backend: Any) -> None:
     # end to end: nasty but accepted instructions run through the real model; refused ones never reach it
     rng = np.random.default_rng(0)
     images = {cam: rng.integers(0, 256, (192, 256, 3), dtype=np.uint8) for cam in real_backend.cameras}
-    for text in ["", "\x00\u202e🤖 ü" * 30, "<|image pad|> {task} %s", "insert the peg" * 60][:examples(4)]:
+    for text in ["", "\x00\u202e🤖 ü" * 30, "<|image pad|> {task} %s", "insert the peg" * 60][:examples(2)]:
         with trial("instruction string -> real WallX inference", (PolicyError,)) as flag:
             chunk = real_backend.predict_chunk(Observation(images, np.zeros(14, np.float32), text, 0))
             if not np.all(np.isfinite(chunk.actions)):

@@ -83,7 +83,7 @@ def raw_images(draw: st.DrawFn) -> Image:
     return msg
 
 
-@fuzz_settings(400)
+@fuzz_settings(200)
 @given(raw_images())
 def test_fuzz_image_messages(msg: Image) -> None:
     with trial("sensor_msgs/Image -> rgb -> model grid", (CoreError,)) as flag:
@@ -156,7 +156,7 @@ def compressed_images(draw: st.DrawFn) -> CompressedImage:
     return msg
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(compressed_images())
 def test_fuzz_compressed_image_messages(msg: CompressedImage) -> None:
     with trial("sensor_msgs/CompressedImage -> rgb -> model grid", (CoreError,)) as flag:
@@ -188,7 +188,7 @@ def joint_states(draw: st.DrawFn) -> JointState:
     return msg
 
 
-@fuzz_settings(400)
+@fuzz_settings(250)
 @given(joint_states())
 def test_fuzz_joint_state_messages(msg: JointState) -> None:
     selector = JointSelector(WANTED)
@@ -243,7 +243,7 @@ def trajectories(draw: st.DrawFn) -> JointTrajectory:
     return msg
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(trajectories(), st.integers(0, 300 * 10**9), st.integers(1, 50))
 def test_fuzz_joint_trajectory_messages(msg: JointTrajectory, now_ns: int, cycles: int) -> None:
     """What a joint_trajectory_controller (and our simulator) does with any JointTrajectory message."""
