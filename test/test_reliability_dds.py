@@ -244,6 +244,14 @@ def _fuzz_instruction(rng: np.random.Generator) -> str:
     return text
 
 
+def _input_errors(rig: Rig) -> dict[str, int]:
+    """Bad messages counted by the node per stream (its /diagnostics 'inputs' status)."""
+    diags = rig.input_diagnostics()
+    if not diags:
+        return {}
+    return {kv.key[: -len(".errors")]: int(kv.value) for kv in diags[-1].values if kv.key.endswith(".errors")}
+
+
 def test_dds_fuzz_inputs(rig: Rig) -> None:
     """Bad messages interleaved with good ones, over real DDS, on every topic the node subscribes."""
     ros, driver = rig.ros, rig.driver
@@ -254,6 +262,7 @@ def test_dds_fuzz_inputs(rig: Rig) -> None:
     for pub in (*cams.values(), joints, instruction):
         assert ros.wait_for_subscribers(pub)
     driver.rate = SLOW
+    errors_before = _input_errors(rig)
     n = examples(120)
     sent = {"Image": 0, "JointState": 0, "instruction String": 0}
     for i in range(n):
@@ -266,12 +275,22 @@ def test_dds_fuzz_inputs(rig: Rig) -> None:
             joints.publish(_fuzz_joint_state(rng, stamp))
             sent["JointState"] += 1
         else:
-            instruction.publish(String(data=_fuzz_instruction(rng)))
+            text = _fuzz_instruction(rng)
+            instruction.publish(String(data=text))
             sent["instruction String"] += 1
+            refused = len(text) > 1000 or any(t in text for t in ("<|im_start|>", "<|action|>", "<|propri|>",
+                                                                  "<|im_end|>", "<|image_pad|>"))
+            count("DDS fuzz: instruction strings to the running node", "refused" if refused else "accepted")
         time.sleep(0.02)
         rig.alive()
-    for kind, k in sent.items():
-        count(f"DDS fuzz: {kind} messages to the running node", "accepted", k)
+    time.sleep(1.0)
+    errors = {k: v - errors_before.get(k, 0) for k, v in _input_errors(rig).items()}
+    bad_images = sum(v for k, v in errors.items() if k != "joint_states")
+    count("DDS fuzz: Image messages to the running node", "refused", bad_images)
+    count("DDS fuzz: Image messages to the running node", "accepted", max(sent["Image"] - bad_images, 0))
+    count("DDS fuzz: JointState messages to the running node", "refused", errors.get("joint_states", 0))
+    count("DDS fuzz: JointState messages to the running node", "accepted",
+          max(sent["JointState"] - errors.get("joint_states", 0), 0))
     # an instruction with the model's control tokens is refused with the reason; a good one is taken back
     since = rig.diag_count()
     instruction.publish(String(data="insert <|image_pad|> the peg"))
@@ -352,7 +371,7 @@ def test_clock_jumps_back(rig: Rig) -> None:
     new = rig.chunks()[-1]
     assert stamp_to_ns(new.msg.header.stamp) < before - 50 * S, "the chunk after the reset is in the old timeline"
     _fault_event("clock jumps back 100 s (sim reset)", "hold, buffers cleared, resumes in the new timeline",
-                 said.message, wall, sim)
+                 status_values(said).get("last_problem", "") or said.message, wall, sim)
 
 
 MODEL_FAULTS = {
