@@ -8,11 +8,13 @@ __all__ = [
     "ControlConfigError",
     "CoreError",
     "ImageDecodeError",
+    "ImageEncodeError",
     "JointLimitsError",
     "JointMappingError",
     "NonMonotonicStampError",
     "RobotMappingError",
     "StreamSyncError",
+    "TransportTimingError",
     "UrdfError",
 ]
 
@@ -31,6 +33,14 @@ class JointMappingError(CoreError):
 
 class RobotMappingError(CoreError):
     """A robot <-> model mapping file is missing, malformed or inconsistent."""
+
+
+class TransportTimingError(CoreError):
+    """Transport-delay / clock-offset monitoring is configured or used wrongly."""
+
+
+class ImageEncodeError(CoreError):
+    """An RGB frame could not be encoded (wrong shape or dtype, bad quality setting)."""
 
 
 class AlignmentConfigError(CoreError, ValueError):

@@ -15,6 +15,7 @@ timings. API::
     frame: CameraFrame = result.samples["face_view"].value      # .rgb (H, W, 3) uint8, .decode_ms
     joints: JointSample = result.samples[JOINT_STREAM].value    # .positions (joint_names order, float64)
     inputs.sync.stats(now_ns)                    # rates, ages, transport delays, errors per stream
+    inputs.transport.report()                    # delay statistics per stream, clock offset between hosts
     inputs.destroy()
 
 Streams are named by camera key and ``JOINT_STREAM`` ("joint_states"). Cameras use SensorDataQoS
@@ -41,6 +42,7 @@ from wallx_ros.core.errors import CoreError
 from wallx_ros.core.image_resize import resize_to_grid
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.core.stream_sync import StreamSync
+from wallx_ros.core.transport_timing import TransportDelayMonitor, TransportTimingConfig
 from wallx_ros.nodes.ros_conversions import ImageConverter, stamp_to_ns
 
 __all__ = ["JOINT_STREAM", "CameraFrame", "JointSample", "ObservationInputs"]
@@ -67,7 +69,8 @@ class ObservationInputs:
                  image_grid: Mapping[str, tuple[int, int]] | None = None, sync_tolerance_s: float = 0.05,
                  max_age_s: float = 0.5, depth: int = 1, camera_topics: Mapping[str, str] | None = None,
                  joint_topic: str = "joint_states", callback_group: Any = None,
-                 on_message: Callable[[str], None] | None = None, use_cv_bridge: str = "auto") -> None:
+                 on_message: Callable[[str], None] | None = None, use_cv_bridge: str = "auto",
+                 transport_timing: TransportTimingConfig | None = None) -> None:
         if transport not in ("raw", "compressed"):
             raise CoreError(f"camera transport must be raw or compressed, got {transport!r}")
         self._node = node
@@ -77,6 +80,7 @@ class ObservationInputs:
         self.converter = ImageConverter(use_cv_bridge)
         self.cameras = tuple(cameras)
         self.sync: StreamSync[Any] = StreamSync((*self.cameras, JOINT_STREAM), sync_tolerance_s, max_age_s, depth)
+        self.transport = TransportDelayMonitor((*self.cameras, JOINT_STREAM), transport_timing)
         self.topics: dict[str, str] = {}
         self._subs = []
         for cam in self.cameras:
@@ -108,7 +112,9 @@ class ObservationInputs:
                 buffer.put_error(str(err), received)
                 self._node.get_logger().error(f"camera {cam}: {err}", throttle_duration_sec=2.0)
             else:
-                buffer.put(CameraFrame(rgb, (time.monotonic() - t0) * 1e3), stamp_to_ns(msg.header.stamp), received)
+                stamp = stamp_to_ns(msg.header.stamp)
+                buffer.put(CameraFrame(rgb, (time.monotonic() - t0) * 1e3), stamp, received)
+                self.transport.record(cam, stamp, received)
             if self._on_message is not None:
                 self._on_message(cam)
 
@@ -123,7 +129,9 @@ class ObservationInputs:
             buffer.put_error(str(err), received)
             self._node.get_logger().error(f"joint_states: {err}", throttle_duration_sec=2.0)
         else:
-            buffer.put(JointSample(positions, self._selector.wanted), stamp_to_ns(msg.header.stamp), received)
+            stamp = stamp_to_ns(msg.header.stamp)
+            buffer.put(JointSample(positions, self._selector.wanted), stamp, received)
+            self.transport.record(JOINT_STREAM, stamp, received)
         if self._on_message is not None:
             self._on_message(JOINT_STREAM)
 

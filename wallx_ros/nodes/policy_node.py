@@ -51,6 +51,7 @@ from wallx_ros.core.joint_trajectory_rules import hazards, validate
 from wallx_ros.core.latency import LatencyTracker
 from wallx_ros.core.policy_control import ControlConfig, ControlMode, PolicyControl, TrajectoryCommand
 from wallx_ros.core.safety import JointLimits, SafetyFilter
+from wallx_ros.core.transport_timing import TransportReport, TransportTimingConfig
 from wallx_ros.core.types import Observation
 from wallx_ros.core.urdf import UrdfModel
 from wallx_ros.nodes.command_stream import CommandStreamer
@@ -58,6 +59,7 @@ from wallx_ros.nodes.observation_inputs import JOINT_STREAM, ObservationInputs
 from wallx_ros.nodes.policy_parameters import DIAGNOSTICS_RATE_RANGE, PolicyNodeConfig, declare_all, read_config
 from wallx_ros.nodes.policy_status import PolicyStatusPublisher, StatusFields, path_markers
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns, trajectory_from_arrays
+from wallx_ros.nodes.transport_diagnostics import transport_status
 from wallx_ros.policy import PolicyBackend, load_backend
 from wallx_ros.policy.errors import PolicyError
 from wallx_ros.policy.inference_worker import InferenceResult, InferenceWorker
@@ -100,6 +102,7 @@ class PolicyNode(LifecycleNode):
         self._instruction = str(self.get_parameter("instruction").value)
         self._last_submitted_stamp = -1
         self._expected_latency_s = 0.0
+        self._transport_cache: tuple[float, TransportReport, ObservationInputs] | None = None
         self._last_ghost = 0.0
         self._last_tick_ns = 0
         self._worker: InferenceWorker | None = None
@@ -190,7 +193,8 @@ class PolicyNode(LifecycleNode):
         self.inputs = ObservationInputs(
             self, cameras, state_names, transport=cfg.camera_transport, image_grid=grid,
             sync_tolerance_s=cfg.sync_tolerance_s, max_age_s=cfg.max_age_s, camera_topics=topics,
-            callback_group=self._input_group, on_message=self._on_input_message, use_cv_bridge=cfg.use_cv_bridge)
+            callback_group=self._input_group, on_message=self._on_input_message, use_cv_bridge=cfg.use_cv_bridge,
+            transport_timing=TransportTimingConfig(cfg.clock_tolerance_s, cfg.max_transport_delay_s))
         self._make_outputs(cfg)
         self._result_ready = self.create_guard_condition(self._on_results, callback_group=self._control_group)
         self._entities.append(self._result_ready)
@@ -342,10 +346,11 @@ class PolicyNode(LifecycleNode):
         if control is None or inputs is None or worker is None or worker.busy:
             return
         now = self._now_ns()
-        if not control.replan_due(now, self._expected_latency_s):
+        # the chunk must reach the robot in time: inference plus the trip back over the network
+        if not control.replan_due(now, self._expected_latency_s + self._one_way_delay_s()):
             return
         synced = inputs.sync.latest_synced(now)
-        if not synced.ok or synced.samples is None:
+        if not synced.ok or synced.samples is None or self._clock_problems():
             return
         stamp = synced.stamp_ns
         if stamp <= self._last_submitted_stamp:
@@ -395,8 +400,11 @@ class PolicyNode(LifecycleNode):
         t0 = time.monotonic()
         handoff_ms = (t0 - result.finished_monotonic) * 1e3
         now = self._now_ns()
+        # the chunk takes over on the robot once it got there: switch (blend, skip past points, expiry) at
+        # now + the measured one-way transport delay (0 on one host)
+        arrival = now + round(self._one_way_delay_s() * 1e9)
         # the JTC rules are checked on the final message in _send_command (check=False avoids doing it twice)
-        outcome = control.on_chunk(chunk.actions, meta.robot_state, chunk.stamp_ns, now, check=False)
+        outcome = control.on_chunk(chunk.actions, meta.robot_state, chunk.stamp_ns, arrival, check=False)
         post_ms = chunk.timings_ms.get("postprocess", 0.0) + (time.monotonic() - t0) * 1e3
         if outcome.raw_jump is not None:
             self.status.chunk_boundary_jump = outcome.raw_jump
@@ -458,6 +466,30 @@ class PolicyNode(LifecycleNode):
             self.get_logger().warning(f"hold sent ({self.control.reason if self.control else ''})")
         self._status.publish(self._status_fields())
 
+    def _transport(self) -> TransportReport | None:
+        """The inputs' transport-delay report, recomputed at most every 0.1 s (percentiles over windows)."""
+        if self.inputs is None:
+            return None
+        now = time.monotonic()
+        cached = self._transport_cache
+        if cached is None or now - cached[0] > 0.1 or cached[2] is not self.inputs:
+            cached = self._transport_cache = (now, self.inputs.transport.report(self._now_ns()), self.inputs)
+        return cached[1]
+
+    def _one_way_delay_s(self) -> float:
+        """Measured one-way transport delay robot -> this host (fastest stream, median); 0 until known.
+
+        Simulated time has one clock and no network to compensate (sensor stamps may even run ahead of
+        the last /clock message): 0 there."""
+        report = None if self._sim_time() else self._transport()
+        return (report.one_way_delay_s or 0.0) if report is not None else 0.0
+
+    def _clock_problems(self) -> tuple[str, ...]:
+        """A robot clock ahead of this host's (future stamps) or far behind makes every age wrong: hold.
+        Not with simulated time (one clock for everybody; stamps can precede the /clock that reaches us)."""
+        report = None if self._sim_time() else self._transport()
+        return () if report is None or report.clocks_ok else (f"clocks: {report.message}",)
+
     def _on_control_tick(self) -> None:
         control, inputs, cfg = self.control, self.inputs, self.config
         if control is None or inputs is None or cfg is None:
@@ -467,7 +499,7 @@ class PolicyNode(LifecycleNode):
             self._on_clock_jump(now, self._last_tick_ns)
         self._last_tick_ns = now
         synced = inputs.sync.latest_synced(now)
-        self._send_hold(control.watchdog(now, synced.stream_problems))
+        self._send_hold(control.watchdog(now, synced.stream_problems + self._clock_problems()))
         if self._stream_pub is not None and self._streamer is None:  # simulated time: stream from this timer
             self._stream_tick(0)
         if cfg.ghost_rate_hz > 0 and control.executor.plan is not None \
@@ -590,6 +622,9 @@ class PolicyNode(LifecycleNode):
             inputs.level = DiagnosticStatus.WARN if bad else DiagnosticStatus.OK
             inputs.message = f"stale, missing or bad: {bad}" if bad else "all streams fresh"
             arr.status.append(inputs)
+            report = self._transport()
+            if report is not None:
+                arr.status.append(transport_status(report, f"{name}: transport"))
         lat = DiagnosticStatus(name=f"{name}: latency", hardware_id="wallx_policy", level=DiagnosticStatus.OK,
                                message="per stage: last / p50 / p99 / max (ms)")
         for stage, summary in self.latency.summary().items():

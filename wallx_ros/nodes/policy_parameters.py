@@ -65,6 +65,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("action_joint_names", _STR_ARRAY, "robot joint of each used action dim; unset = checkpoint mapping"),
     ParamSpec("sync_tolerance_s", 0.05, "max stamp spread between the streams of one observation (s)"),
     ParamSpec("max_age_s", 0.5, "a stream older than this blocks inference and triggers a hold (s)"),
+    ParamSpec("clock_tolerance_s", 0.005, "stamps up to this far in the future are accepted; beyond: the robot's "
+                                          "clock is ahead of this host's, the node holds (s)"),
+    ParamSpec("max_transport_delay_s", 0.5, "every stream older than this on arrival: robot clock behind or link "
+                                            "unusable, the node holds (s)"),
     # action mapping
     ParamSpec("action_type", "absolute", "absolute | delta (target = observed position + action)"),
     ParamSpec("gripper_joints", _STR_ARRAY, "joints scaled as robot = gripper_offset + gripper_scale * model"),
@@ -120,6 +124,8 @@ class PolicyNodeConfig:
     action_joint_names: tuple[str, ...]
     sync_tolerance_s: float
     max_age_s: float
+    clock_tolerance_s: float
+    max_transport_delay_s: float
     action_type: str
     gripper_joints: tuple[str, ...]
     gripper_scale: float
@@ -229,7 +235,8 @@ def read_config(node: Node) -> PolicyNodeConfig:
         camera_topics=strings("camera_topics"), camera_transport=str(get("camera_transport")),
         use_cv_bridge=str(get("use_cv_bridge")).lower(), state_joint_names=strings("state_joint_names"),
         action_joint_names=strings("action_joint_names"), sync_tolerance_s=float(get("sync_tolerance_s")),
-        max_age_s=float(get("max_age_s")), action_type=str(get("action_type")),
+        max_age_s=float(get("max_age_s")), clock_tolerance_s=float(get("clock_tolerance_s")),
+        max_transport_delay_s=float(get("max_transport_delay_s")), action_type=str(get("action_type")),
         gripper_joints=strings("gripper_joints"),
         gripper_scale=float(get("gripper_scale")), gripper_offset=float(get("gripper_offset")), execution=execution,
         control_rate_hz=float(get("control_rate_hz")), stream_priority=int(get("stream_priority")),

@@ -32,6 +32,7 @@ __all__ = [
     "prompt_token_room",
     "tokenizer_control_tokens",
     "save_episode",
+    "streaming_backlog",
     "streaming_dropped_frames",
 ]
 
@@ -291,3 +292,11 @@ def streaming_dropped_frames(dataset: Any) -> int:
     behind, and the video then no longer matches the data). 0 without streaming encoding."""
     encoder = getattr(dataset, "_streaming_encoder", None)
     return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
+
+
+def streaming_backlog(dataset: Any) -> int:
+    """Frames waiting in LeRobot's streaming video encoder (the fullest camera queue); 0 without streaming.
+    An offline producer (the bag converter) waits on this instead of letting the encoder drop frames."""
+    encoder = getattr(dataset, "_streaming_encoder", None)
+    queues = getattr(encoder, "_frame_queues", None) or {}
+    return max((q.qsize() for q in queues.values()), default=0)
