@@ -282,3 +282,30 @@ def test_no_code_execution_from_config_values_in_the_package() -> None:
     assert problems == [], problems
     event("safe_loading", case=f"source audit of {len(files)} files (eval/exec/pickle/yaml.load/shell/imports)",
           outcome="clean", message="")
+
+
+def test_sros2_policy_covers_what_moves_the_robot() -> None:
+    """config/sros2_policy.xml grants the node's services and command topics to the right enclaves only."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "config" / "sros2_policy.xml").getroot()
+    enclaves = {e.get("path"): e for e in root.iter("enclave")}
+    assert set(enclaves) == {"/wallx/policy", "/wallx/operator", "/wallx/controller", "/wallx/sensors"}
+
+    def granted(enclave: str, kind: str, rule: str) -> set[str]:
+        return {x.text or "" for lst in enclaves[enclave].iter(kind + "s") if lst.get(rule) == "ALLOW"
+                for x in lst.iter(kind)}
+
+    source = (REPO / "wallx_ros" / "nodes" / "policy_node.py").read_text()
+    services = {f"~{m}" for m in re.findall(r'create_service\(\w+, "~/([a-z_]+)"', source)}
+    assert services == {"~pause", "~resume", "~estop"}
+    assert services <= granted("/wallx/policy", "service", "reply")
+    assert {f"/wallx_policy/{s[1:]}" for s in services} <= granted("/wallx/operator", "service", "request")
+    for enclave in ("/wallx/controller", "/wallx/sensors"):
+        assert not granted(enclave, "service", "request"), f"{enclave} must not call the node's services"
+    assert "~joint_trajectory" in granted("/wallx/policy", "topic", "publish")
+    readers = [e for e in enclaves if "/wallx_policy/joint_trajectory" in granted(e, "topic", "subscribe")]
+    assert readers == ["/wallx/controller"]
+    writers = [e for e in enclaves if "/wallx_policy/instruction" in granted(e, "topic", "publish")]
+    assert writers == ["/wallx/operator"]
