@@ -56,7 +56,8 @@ class ControlMachine(RuleBasedStateMachine):
 
     TARGET = "model chunk -> PolicyControl -> trajectory command"
 
-    @initialize(horizon=st.integers(1, 32), blend=st.sampled_from(["none", "crossfade"]), blend_steps=st.integers(0, 12),
+    @initialize(horizon=st.integers(1, 32), blend=st.sampled_from(["none", "crossfade"]),
+                blend_steps=st.integers(0, 12),
                 latency_compensation=st.booleans(), offset_ms=st.integers(-50, 200), violation=st.sampled_from(
                     ["clamp", "reject"]), delta=st.booleans())
     def setup(self, horizon: int, blend: str, blend_steps: int, latency_compensation: bool, offset_ms: int,

@@ -10,6 +10,7 @@ that reason) or in an output that is well-formed and safe. Counts go to the reli
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -174,12 +175,12 @@ MAPPING = ActionMapping.build(WANTED, WANTED, gripper_joints=("left_gripper", "r
 
 @st.composite
 def joint_states(draw: st.DrawFn) -> JointState:
-    pool = list(WANTED) + ["base_yaw", "", "left_waist ", "LEFT_WAIST"]
+    pool = [*WANTED, "base_yaw", "", "left_waist ", "LEFT_WAIST"]
     names = draw(st.one_of(st.permutations(list(WANTED)).map(list),
                            st.lists(st.sampled_from(pool), max_size=20),
                            st.lists(st.text(max_size=8), max_size=6)))
     if draw(st.booleans()):
-        names = names + draw(st.lists(st.sampled_from(pool), max_size=3))
+        names = [*names, *draw(st.lists(st.sampled_from(pool), max_size=3))]
     n = len(names) + draw(st.sampled_from([0, 0, 0, -1, 1, 5]))
     positions = draw(st.lists(st.one_of(finite, any_float), min_size=max(n, 0), max_size=max(n, 0)))
     msg = JointState()
@@ -213,7 +214,7 @@ CONTROLLER = ALOHA_JOINTS
 @st.composite
 def trajectories(draw: st.DrawFn) -> JointTrajectory:
     names = draw(st.one_of(st.just(list(CONTROLLER)), st.permutations(list(CONTROLLER)).map(list),
-                           st.lists(st.sampled_from(list(CONTROLLER) + ["other"]), max_size=16)))
+                           st.lists(st.sampled_from([*CONTROLLER, "other"]), max_size=16)))
     n = len(names)
     count = draw(st.integers(0, 6))
     msg = JointTrajectory()
@@ -260,7 +261,7 @@ def test_fuzz_joint_trajectory_messages(msg: JointTrajectory, now_ns: int, cycle
         if not rejected and not np.all(np.isfinite(values)):
             flag("a trajectory with NaN/Inf was accepted")
         times = [time_from_start_ns(p) for p in msg.points]
-        if not rejected and not all(b > a for a, b in zip(times, times[1:], strict=False)):
+        if not rejected and not all(b > a for a, b in itertools.pairwise(times)):
             flag("a trajectory whose time_from_start does not increase was accepted")
         for k in range(cycles):
             sp = executor.update(now_ns + k * 20_000_000, measured, np.zeros_like(measured))

@@ -223,7 +223,7 @@ def _fuzz_joint_state(rng: np.random.Generator, stamp: int) -> JointState:
     if kind == 0:
         names = names[: int(rng.integers(0, len(names)))]
     elif kind == 1:
-        names = names + [names[int(rng.integers(0, len(names)))]]
+        names = [*names, names[int(rng.integers(0, len(names)))]]
     elif kind == 2:
         names = [str(rng.integers(0, 1000)) for _ in range(int(rng.integers(0, 20)))]
     n = len(names) + int(rng.choice([0, 0, -1, 2]))

@@ -125,7 +125,7 @@ def test_stock_lerobot_runs_a_class_named_in_a_processor_config(tiny_checkpoint:
     _inject_class_step(ckpt, marker)
     try:
         lerobot_compat.load_policy_processors(ckpt, "cpu")
-    except Exception:  # noqa: BLE001 - what happens after the call does not matter: the command already ran
+    except Exception:  # whatever LeRobot raises afterwards, the command has already run (or not)
         pass
     if not marker.exists():
         pytest.skip("this LeRobot does not import 'class' processor steps (nothing to guard against)")

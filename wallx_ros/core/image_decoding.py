@@ -86,13 +86,15 @@ def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArr
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as err:  # OpenCV asserts on some malformed headers instead of returning None
-        raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): {str(err).strip()[-200:]}") from err
+        detail = str(err).strip()[-200:]
+        raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): {detail}") from err
     if img is None:
         raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): the decoder rejected it")
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def compressed_size(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8], fmt: str = "image") -> tuple[int, int]:
+def compressed_size(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+                    fmt: str = "image") -> tuple[int, int]:
     """(width, height) from a PNG or JPEG header, without decoding (a few microseconds).
 
     Raises ImageDecodeError for a payload that is neither PNG nor JPEG (OpenCV would decode other formats too,

@@ -22,8 +22,8 @@ from wallx_ros.core.safety import VIOLATION_POLICIES
 from wallx_ros.policy import BackendConfig
 from wallx_ros.policy.errors import PolicyError
 
-__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "PARAMETERS", "RUNTIME_PARAMETERS", "ParamSpec", "PolicyNodeConfig", "declare_all",
-           "read_config"]
+__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "PARAMETERS", "RUNTIME_PARAMETERS", "ParamSpec",
+           "PolicyNodeConfig", "declare_all", "read_config"]
 
 OUTPUT_MODES = ("trajectory", "action", "joint_state", "array")
 DIAGNOSTICS_RATE_RANGE = (0.01, 1000.0)

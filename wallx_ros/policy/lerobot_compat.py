@@ -27,13 +27,13 @@ __all__ = [
     "load_policy_processors",
     "open_dataset",
     "prepare_runtime",
+    "prompt_token_room",
     "quiet_stdout",
     "registered_processor_steps",
-    "prompt_token_room",
-    "tokenizer_control_tokens",
     "save_episode",
     "streaming_backlog",
     "streaming_dropped_frames",
+    "tokenizer_control_tokens",
 ]
 
 

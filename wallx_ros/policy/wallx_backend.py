@@ -204,7 +204,8 @@ class WallXBackend:
         return room
 
     def _synthetic_observation(self, instruction: str) -> Observation:
-        images = {cam: np.full((shape[1], shape[2], 3), 127, dtype=np.uint8) for cam, shape in self._image_shapes.items()}
+        images = {cam: np.full((shape[1], shape[2], 3), 127, dtype=np.uint8)
+                  for cam, shape in self._image_shapes.items()}
         return Observation(images=images, state=np.zeros(self._state_dim, dtype=np.float32), instruction=instruction,
                            stamp_ns=0)
 
