@@ -100,7 +100,8 @@ def compressed_size(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]
     Raises ImageDecodeError for a payload that is neither PNG nor JPEG (OpenCV would decode other formats too,
     unchecked), a header that cannot be read, or a size beyond the limits.
     """
-    buf = memoryview(data.reshape(-1) if isinstance(data, np.ndarray) else data).cast("B")
+    raw: bytes | bytearray | memoryview = data.reshape(-1).data if isinstance(data, np.ndarray) else data
+    buf = memoryview(raw).cast("B")
     if bytes(buf[:8]) == b"\x89PNG\r\n\x1a\n":
         if len(buf) < 24 or bytes(buf[12:16]) != b"IHDR":
             raise ImageDecodeError(f"corrupt or truncated png payload ({len(buf)} bytes): no IHDR chunk")
