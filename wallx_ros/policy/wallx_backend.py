@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from wallx_ros.policy.action_tokenizer import ACTION_TOKENIZER_FILENAME, DctActi
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.errors import CheckpointError, InferenceError, RandomWeightsError
 from wallx_ros.policy.tiny_checkpoint import ACTION_TOKENIZER_SUBDIR, BACKBONE_SUBDIR, CHECKPOINT_INFO_FILENAME
+
+if TYPE_CHECKING:
+    from wallx_ros.policy.flow_engine import FlowEngine
 
 __all__ = ["WallXBackend"]
 
@@ -130,9 +133,11 @@ class WallXBackend:
     """A loaded LeRobot WallX policy plus its processors and robot mapping."""
 
     def __init__(self, config: BackendConfig, policy: Any, preprocessor: Any, postprocessor: Any,
-                 mapping: RobotMapping, mode: str) -> None:
+                 mapping: RobotMapping, mode: str, flow_engine: FlowEngine | None = None) -> None:
         self.config = config
         self.mode = mode
+        self._engine = flow_engine
+        self.engine = "fast_flow" if flow_engine is not None else "stock"
         self._policy = policy
         self._pre = preprocessor
         self._post = postprocessor
@@ -237,13 +242,19 @@ class WallXBackend:
         if problem:
             raise InferenceError(problem)
         t0 = time.monotonic()
-        batch = self._pre(self._batch(observation))
+        if self._engine is not None:  # fast_flow: inputs built on the device, no images through the pipeline
+            batch: Any = self._engine.prepare(observation)
+        else:
+            batch = self._pre(self._batch(observation))
         t1 = time.monotonic()
         if self.config.seed is not None:
             torch.manual_seed(self.config.seed)
         with lerobot_compat.quiet_stdout() as printed:
             try:
-                actions = self._policy.predict_action_chunk(batch)
+                if self._engine is not None:
+                    actions = self._engine.run(batch)
+                else:
+                    actions = self._policy.predict_action_chunk(batch)
             except torch.cuda.OutOfMemoryError as err:
                 raise InferenceError(f"out of GPU memory during inference: {err}") from err
             except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:  # LeRobot asserts too
@@ -324,7 +335,9 @@ class WallXBackend:
         pre, post = lerobot_compat.load_policy_processors(layout.policy_dir, device)
         mapping = mapping or _mapping_for(layout.policy_dir, policy.config)
         _check_mapping(mapping, policy.config)
-        backend = cls(config, policy, pre, post, mapping, mode)
+        from wallx_ros.policy.flow_engine import select_flow_engine
+
+        backend = cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode))
         try:
             backend.measure_prompt()
         except Exception as err:  # another LeRobot line may build its prompt differently: no length check then
