@@ -98,10 +98,14 @@ def markdown(result: dict[str, Any]) -> str:
                 lines += ["", f"{title}: " + ", ".join(f"{k} {v}" for k, v in e.items() if k != "kind")]
     kills = [e for e in data["events"] if e["kind"] == "sigkill_trial"]
     if kills:
-        lines += ["", "## Recorder SIGKILL trials", "", "| trial | killed after (s) | episodes saved before | "
-                  "episodes loadable | frames checked |", "|---:|---:|---:|---:|---:|"]
+        lines += ["", "## Recorder SIGKILL trials", "", "| trial | killed while | killed after start (s) | "
+                  "save confirmed | save request cut off |", "|---:|---|---:|---:|---:|"]
         for e in kills:
-            lines.append(f"| {e['trial']} | {e['killed_after_s']} | {e['saved']} | {e['loadable']} | {e['frames']} |")
+            lines.append(f"| {e['trial']} | {e['point']} | {e['killed_after_s']} | {e['saved']} | "
+                         f"{e['unanswered']} |")
+        for e in data["events"]:
+            if e["kind"] == "sigkill_summary":
+                lines += ["", "After the kills: " + ", ".join(f"{k} {v}" for k, v in e.items() if k != "kind")]
     bags = [e for e in data["events"] if e["kind"] == "corrupt_bag"]
     if bags:
         lines += ["", "## Bag converter on corrupt bags", "", "| corruption | exit code | dataset reported | message |",
