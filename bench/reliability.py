@@ -125,9 +125,18 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=10.0, help="fuzz examples = CI examples x scale")
     parser.add_argument("--sigkill-trials", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--ledgers", type=Path, default=None,
+                        help="only report: read the ledgers a test run wrote (pytest with $WALLX_RELIABILITY_OUT set)")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
     info = machine_info()
+    if args.ledgers is not None:
+        info["loadavg_end"] = os.getloadavg()
+        ledgers = [json.loads(p.read_text()) for p in sorted(args.ledgers.glob("ledger_*.json"))]
+        result = {"machine": info, "scale": float(os.environ.get("WALLX_FUZZ_SCALE", "1")), "modules": [],
+                  "pytest": f"report of {len(ledgers)} ledger(s) in {args.ledgers}", "pytest_rc": 0,
+                  "ledger": merge(ledgers)}
+        return _write(result, args.out)
     modules = [m for m in MODULES if (REPO / m).is_file()]
     with tempfile.TemporaryDirectory(prefix="wallx_reliability_") as tmp:
         env = dict(os.environ, WALLX_FUZZ_SCALE=str(args.scale), WALLX_RELIABILITY_OUT=tmp,
@@ -143,14 +152,19 @@ def main() -> int:
     info["loadavg_end"] = os.getloadavg()
     result = {"machine": info, "scale": args.scale, "modules": modules, "pytest": summary.strip("= "),
               "pytest_rc": proc.returncode, "ledger": merge(ledgers)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"reliability_{dt.datetime.now():%Y%m%d_%H%M}"
+    _write(result, args.out)
+    return proc.returncode
+
+
+def _write(result: dict[str, Any], out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"reliability_{dt.datetime.now():%Y%m%d_%H%M}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
     text = markdown(result)
     stem.with_suffix(".md").write_text(text)
     print(text)
     print(f"written: {stem}.json, {stem}.md")
-    return proc.returncode
+    return 0
 
 
 if __name__ == "__main__":

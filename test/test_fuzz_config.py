@@ -261,7 +261,7 @@ def test_fuzz_yaml_parameter_files(ros: Any, real_backend: Any, tiny_checkpoint:
                             "camera_transport", "output_mode", "blend_steps", "control_rate_hz", "instruction",
                             "state_joint_names", "gripper_scale", "latency_offset_s", "not_a_parameter"])
 
-    @fuzz_settings(40)
+    @fuzz_settings(20)  # a new rcl context (DDS participant) per example: the slowest fuzz target
     @given(st.one_of(st.dictionaries(keys, st.one_of(yaml_scalars, st.lists(yaml_scalars, max_size=3)), max_size=4)
                      .map(lambda d: yaml.safe_dump({"/**": {"ros__parameters": {**base, **d}}})),
                      st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
@@ -321,7 +321,7 @@ def test_fuzz_instructions(real_backend: Any) -> None:
     tokenizer = real_backend._policy.model.processor.tokenizer
     control_ids = {tokenizer.convert_tokens_to_ids(t) for t in real_backend._control_tokens}
 
-    @fuzz_settings(300)
+    @fuzz_settings(150)
     @given(instructions())
     def run(text: str) -> None:
         with trial("instruction string -> model tokens", (PolicyError,)) as flag:
