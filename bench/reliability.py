@@ -73,6 +73,8 @@ def markdown(result: dict[str, Any]) -> str:
              "|---|---:|---:|---:|---:|---:|"]
     total = defaultdict(int)
     for target, c in sorted(data["counts"].items()):
+        if target == "self-check":  # test_fuzz_targets_catch_what_they_claim_to flags on purpose
+            continue
         n = sum(c.values())
         for k, v in c.items():
             total[k] += v

@@ -126,7 +126,8 @@ def test_sdpa_kernel_keeps_eager_semantics(tiny_checkpoint: Path, three_cams) ->
 
 def test_too_long_prompt_is_an_inference_error(three_cams) -> None:
     _, fast = three_cams
-    with pytest.raises(InferenceError, match="longer than"):
+    # the backend refuses it before the engine (instruction_problem); the engine has its own check too
+    with pytest.raises(InferenceError, match=r"longer than|does not fit the model.s prompt"):
         fast.predict_chunk(observation(11, DEFAULT_CAMERAS, (120, 160), instruction="go " * 800))
 
 
