@@ -151,7 +151,8 @@ def test_compiled_layers_trace_whole_and_serve_every_layer(three_cams) -> None:
 
 def test_too_long_prompt_is_an_inference_error(three_cams) -> None:
     _, fast = three_cams
-    with pytest.raises(InferenceError, match="longer than"):
+    # the backend refuses it before the engine (instruction_problem); the engine has its own check too
+    with pytest.raises(InferenceError, match=r"longer than|does not fit the model.s prompt"):
         fast.predict_chunk(observation(11, DEFAULT_CAMERAS, (120, 160), instruction="go " * 800))
 
 

@@ -124,3 +124,23 @@ def test_limits_are_applied_before_publishing() -> None:
     assert out.command is not None
     assert out.command.positions[:, 0].max() <= 1.0 and out.adjustments
     assert pytest.approx(out.command.positions[-1, 0]) == 1.0
+
+
+def test_clock_jump_back_drops_the_plan_and_holds_where_the_robot_was_commanded() -> None:
+    """Regression (fault injection, issue 8): after a simulation reset the old plan and epoch must not be used."""
+    names = ("a", "b")
+    control = PolicyControl(ControlConfig(ExecutionConfig(execution_horizon=4)), ActionMapping.build(names, names),
+                            SafetyFilter(JointLimits.unlimited(names)), 0.02)
+    t = 100 * 10**9
+    control.activate(t)
+    actions = np.linspace([0.0, 0.0], [0.31, -0.31], 32)
+    assert control.on_chunk(actions, np.zeros(2), t, t + 10**7).published
+    before = t + 300 * 10**6
+    commanded = control.executor.plan.sample(before)
+    hold = control.clock_jumped(t - 50 * 10**9, before)
+    assert hold is not None and np.allclose(hold.positions[0], commanded)
+    assert control.mode is ControlMode.WAITING and "clock jumped back" in control.reason
+    assert control.executor.plan is None and control.epoch_ns == t - 50 * 10**9
+    assert control.replan_due(t - 50 * 10**9, 0.0)  # a new observation is wanted at once
+    new = t - 49 * 10**9
+    assert control.on_chunk(actions, np.zeros(2), new, new + 10**7).published  # the new timeline works

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from wallx_ros.core.errors import ImageDecodeError
 
-__all__ = ["SUPPORTED_ENCODINGS", "decode_compressed", "decode_raw"]
+__all__ = ["MAX_COMPRESSED_PIXELS", "SUPPORTED_ENCODINGS", "compressed_size", "decode_compressed", "decode_raw"]
 
 # encoding -> (channels, channel order to get RGB or None for gray)
 _LAYOUTS: dict[str, tuple[int, tuple[int, ...] | None]] = {
@@ -26,6 +26,9 @@ _LAYOUTS: dict[str, tuple[int, tuple[int, ...] | None]] = {
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
 _MAX_SIDE = 16384
+# A compressed payload does not carry its decoded size: a 64-byte PNG may claim 2^31 x 2^31 pixels, and a few
+# hundred kB of zeros decode to gigabytes. The header is read first; more than this is refused (8K UHD fits).
+MAX_COMPRESSED_PIXELS = 1 << 25
 
 
 def decode_raw(
@@ -75,14 +78,69 @@ def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArr
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
     if buf.size == 0:
         raise ImageDecodeError(f"empty {fmt} payload")
+    compressed_size(buf, fmt)
     try:
         import cv2
     except ImportError:  # Pillow is always there with LeRobot
         return _decode_with_pillow(fmt, buf)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as err:  # OpenCV asserts on some malformed headers instead of returning None
+        detail = str(err).strip()[-200:]
+        raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): {detail}") from err
     if img is None:
         raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): the decoder rejected it")
     return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def compressed_size(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+                    fmt: str = "image") -> tuple[int, int]:
+    """(width, height) from a PNG or JPEG header, without decoding (a few microseconds).
+
+    Raises ImageDecodeError for a payload that is neither PNG nor JPEG (OpenCV would decode other formats too,
+    unchecked), a header that cannot be read, or a size beyond the limits.
+    """
+    raw: bytes | bytearray | memoryview = data.reshape(-1).data if isinstance(data, np.ndarray) else data
+    buf = memoryview(raw).cast("B")
+    if bytes(buf[:8]) == b"\x89PNG\r\n\x1a\n":
+        if len(buf) < 24 or bytes(buf[12:16]) != b"IHDR":
+            raise ImageDecodeError(f"corrupt or truncated png payload ({len(buf)} bytes): no IHDR chunk")
+        width, height = int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+    elif bytes(buf[:2]) == b"\xff\xd8":
+        width, height = _jpeg_size(buf)
+    else:
+        raise ImageDecodeError(f"{fmt} payload ({len(buf)} bytes) is neither PNG nor JPEG: only those are decoded")
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE) or width * height > MAX_COMPRESSED_PIXELS:
+        raise ImageDecodeError(f"{fmt} payload of {len(buf)} bytes declares {width}x{height} pixels: more than "
+                               f"{_MAX_SIDE} px per side or {MAX_COMPRESSED_PIXELS} pixels is refused")
+    return width, height
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(buf: memoryview) -> tuple[int, int]:
+    """Walk the JPEG markers up to the first start-of-frame (SOFn) and read its size."""
+    i, n = 2, len(buf)
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            break
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2:i + 4], "big")
+        if marker in _SOF:
+            if length < 7 or i + 9 > n:
+                break
+            return int.from_bytes(buf[i + 7:i + 9], "big"), int.from_bytes(buf[i + 5:i + 7], "big")
+        if length < 2:
+            break
+        i += 2 + length
+    raise ImageDecodeError(f"corrupt or truncated jpeg payload ({n} bytes): no readable frame header")
 
 
 def _decode_with_pillow(fmt: str, buf: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -172,6 +172,28 @@ class PolicyControl:
             self.reason = "waiting for the next chunk"
         return None
 
+    def clock_jumped(self, now_ns: int, before_ns: int) -> TrajectoryCommand | None:
+        """The clock went back from ``before_ns`` to ``now_ns`` (a simulation reset, a replayed bag).
+
+        The running plan and the epoch belong to the old timeline: drop them. If the robot was moving, hold
+        where it was commanded to be just before the jump; then wait for observations of the new timeline.
+        Paused / e-stopped stay so; inactive does nothing.
+        """
+        if self.mode is ControlMode.INACTIVE:
+            return None
+        reason = (f"clock jumped back {(before_ns - now_ns) / _NS:.3f} s (simulation reset?): plan and inputs of the "
+                  "old timeline dropped, waiting for fresh observations")
+        command = None
+        if self.mode is ControlMode.RUNNING and self.executor.plan is not None:
+            command = self.hold_command(before_ns)
+        self.executor.reset()
+        self.epoch_ns = now_ns
+        self.since_ns = now_ns
+        if self.mode in (ControlMode.RUNNING, ControlMode.HOLDING, ControlMode.WAITING):
+            self.mode = ControlMode.WAITING
+            self.reason = reason
+        return command
+
     def _enter(self, mode: ControlMode, reason: str, now_ns: int, hold: bool,
                force: bool = False) -> TrajectoryCommand | None:
         was_moving = self.executor.plan is not None and self.mode is ControlMode.RUNNING

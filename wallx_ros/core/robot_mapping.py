@@ -65,16 +65,24 @@ class RobotMapping:
     def load(cls, directory: str | os.PathLike[str]) -> RobotMapping:
         path = Path(directory) / ROBOT_MAPPING_FILENAME
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise RobotMappingError(f"{path} not found: give the joint names as parameters instead") from err
-        except json.JSONDecodeError as err:
-            raise RobotMappingError(f"{path} is not valid JSON: {err}") from err
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
+            raise RobotMappingError(f"{path} is not valid UTF-8 JSON: {err}") from err
+        except OSError as err:
+            raise RobotMappingError(f"{path} cannot be read: {err}") from err
+        if not isinstance(raw, dict):
+            raise RobotMappingError(f"{path}: expected a JSON object with state_names, action_names, cameras, fps")
         try:
+            lists = {key: raw[key] for key in ("state_names", "action_names", "cameras")}
+            bad = [key for key, value in lists.items() if not isinstance(value, list)]
+            if bad:
+                raise TypeError(f"{bad} must be lists of names")
             return cls(
-                state_names=tuple(str(n) for n in raw["state_names"]),
-                action_names=tuple(str(n) for n in raw["action_names"]),
-                cameras=tuple(str(c) for c in raw["cameras"]),
+                state_names=tuple(str(n) for n in lists["state_names"]),
+                action_names=tuple(str(n) for n in lists["action_names"]),
+                cameras=tuple(str(c) for c in lists["cameras"]),
                 fps=float(raw["fps"]),
                 robot_type=str(raw.get("robot_type", "")),
             )

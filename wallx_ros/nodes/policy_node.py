@@ -56,7 +56,7 @@ from wallx_ros.core.types import Observation
 from wallx_ros.core.urdf import UrdfModel
 from wallx_ros.nodes.command_stream import CommandStreamer
 from wallx_ros.nodes.observation_inputs import JOINT_STREAM, ObservationInputs
-from wallx_ros.nodes.policy_parameters import PolicyNodeConfig, declare_all, read_config
+from wallx_ros.nodes.policy_parameters import DIAGNOSTICS_RATE_RANGE, PolicyNodeConfig, declare_all, read_config
 from wallx_ros.nodes.policy_status import PolicyStatusPublisher, StatusFields, path_markers
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns, trajectory_from_arrays
 from wallx_ros.nodes.transport_diagnostics import transport_status
@@ -67,6 +67,7 @@ from wallx_ros.policy.inference_worker import InferenceResult, InferenceWorker
 __all__ = ["PolicyNode", "main"]
 
 _NS = 1_000_000_000
+_CLOCK_JUMP_NS = 10_000_000  # the control clock going back more than this is a jump (simulation reset)
 _STAGES = ("input_age", "decode", "preprocess", "inference", "postprocess", "handoff", "publish", "model",
            "end_to_end", "overhead")
 
@@ -103,6 +104,7 @@ class PolicyNode(LifecycleNode):
         self._expected_latency_s = 0.0
         self._transport_cache: tuple[float, TransportReport, ObservationInputs] | None = None
         self._last_ghost = 0.0
+        self._last_tick_ns = 0
         self._worker: InferenceWorker | None = None
         self._entities: list[Any] = []
         self._urdf: UrdfModel | None = None
@@ -112,9 +114,11 @@ class PolicyNode(LifecycleNode):
         # diagnostics and status exist in every lifecycle state (they say why the node is not running)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._status = PolicyStatusPublisher(self)
-        rate = float(self.get_parameter("diagnostics_rate_hz").value)
+        value = self.get_parameter("diagnostics_rate_hz").value
+        rate = float(value) if isinstance(value, int | float) else 1.0
+        low, high = DIAGNOSTICS_RATE_RANGE  # an invalid rate is refused at configure; until then 1 Hz
         # steady clock: diagnostics keep coming while a simulation is paused (they say why nothing moves)
-        self.create_timer(1.0 / rate if rate > 0 else 1.0, self._publish_diagnostics,
+        self.create_timer(1.0 / rate if low <= rate <= high else 1.0, self._publish_diagnostics,
                           callback_group=self._control_group, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_service(Trigger, "~/pause", self._on_pause, callback_group=self._control_group)
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self._control_group)
@@ -180,6 +184,9 @@ class PolicyNode(LifecycleNode):
         gc.collect()
         gc.freeze()
         self.config, self.backend = cfg, backend
+        problem = self._instruction_problem(cfg.instruction)
+        if problem:
+            raise PolicyError(f"parameter instruction: {problem}")
         self._instruction = cfg.instruction
         grid = {cam: (int(shape[1]), int(shape[2])) for cam, shape in getattr(backend, "image_shapes", {}).items()}
         topics = dict(zip(cfg.cameras, cfg.camera_topics, strict=True)) if cfg.camera_topics else None
@@ -301,7 +308,8 @@ class PolicyNode(LifecycleNode):
         limit = int(self.get_parameter("max_instruction_length").value)
         if len(text) > limit:
             return f"instruction of {len(text)} characters refused: max_instruction_length is {limit}"
-        return ""
+        check = getattr(self.backend, "instruction_problem", None)  # the model's own rules (control tokens)
+        return str(check(text)) if check is not None else ""
 
     def _on_instruction(self, msg: String) -> None:
         reason = self._instruction_problem(msg.data)
@@ -348,6 +356,11 @@ class PolicyNode(LifecycleNode):
         stamp = synced.stamp_ns
         if stamp <= self._last_submitted_stamp:
             return  # nothing new since the last observation
+        if self.config is not None and stamp - now > round(self.config.max_age_s * _NS):
+            # from the future: the publishers' clock is ahead (use_sim_time mismatch) or ours jumped back
+            self.get_logger().warning(f"inputs stamped {(stamp - now) / _NS:.3f} s in the future of this node's clock: "
+                                      "not used (check use_sim_time and clock sync)", throttle_duration_sec=2.0)
+            return
         joints = synced.samples[JOINT_STREAM].value
         frames = {cam: synced.samples[cam].value for cam in inputs.cameras}
         obs = Observation(images={cam: f.rgb for cam, f in frames.items()},
@@ -483,6 +496,9 @@ class PolicyNode(LifecycleNode):
         if control is None or inputs is None or cfg is None:
             return
         now = self._now_ns()
+        if now < self._last_tick_ns - _CLOCK_JUMP_NS:
+            self._on_clock_jump(now, self._last_tick_ns)
+        self._last_tick_ns = now
         synced = inputs.sync.latest_synced(now)
         self._send_hold(control.watchdog(now, synced.stream_problems + self._clock_problems()))
         if self._stream_pub is not None and self._streamer is None:  # simulated time: stream from this timer
@@ -496,6 +512,20 @@ class PolicyNode(LifecycleNode):
             ghost.position = control.executor.plan.sample(now + round(cfg.ghost_lookahead_s * _NS)).tolist()
             self._ghost_pub.publish(ghost)
         self._maybe_submit()
+
+    def _on_clock_jump(self, now: int, before: int) -> None:
+        """Simulation reset / bag replay: nothing of the old timeline (samples, in-flight chunks) may be used."""
+        assert self.control is not None and self.inputs is not None
+        self.inputs.sync.clear()
+        with self._lock:
+            self._inflight.clear()  # chunks of observations taken before the jump are dropped on arrival
+        with self._submit_lock:
+            self._last_submitted_stamp = -1
+        command = self.control.clock_jumped(now, before)
+        self.status.last_problem = self.control.reason if self.control.reason.startswith("clock") else \
+            f"clock jumped back {(before - now) / _NS:.3f} s"
+        self.get_logger().warning(self.status.last_problem)
+        self._send_hold(command)
 
     def _stream_tick(self, deadline_ns: int) -> None:
         """One streamed command (control timer under sim time, else the CommandStreamer thread)."""

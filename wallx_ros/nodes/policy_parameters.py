@@ -22,10 +22,11 @@ from wallx_ros.core.safety import VIOLATION_POLICIES
 from wallx_ros.policy import BackendConfig
 from wallx_ros.policy.errors import PolicyError
 
-__all__ = ["OUTPUT_MODES", "PARAMETERS", "RUNTIME_PARAMETERS", "ParamSpec", "PolicyNodeConfig", "declare_all",
-           "read_config"]
+__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "PARAMETERS", "RUNTIME_PARAMETERS", "ParamSpec",
+           "PolicyNodeConfig", "declare_all", "read_config"]
 
 OUTPUT_MODES = ("trajectory", "action", "joint_state", "array")
+DIAGNOSTICS_RATE_RANGE = (0.01, 1000.0)
 RUNTIME_PARAMETERS = ("instruction",)
 
 
@@ -165,11 +166,15 @@ class PolicyNodeConfig:
             raise PolicyError(f"limit_violation must be one of {VIOLATION_POLICIES}, got {self.limit_violation!r}")
         if self.execution.blend not in BLEND_MODES:
             raise PolicyError(f"blend must be one of {BLEND_MODES}")
-        for name in ("control_rate_hz", "ghost_rate_hz"):
-            if getattr(self, name) < 0:
-                raise PolicyError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.diagnostics_rate_hz > 0:
-            raise PolicyError(f"diagnostics_rate_hz must be > 0, got {self.diagnostics_rate_hz}")
+        # the watchdog runs at control_rate_hz: a hold comes within two of its periods, so it must be a real rate
+        if not (self.control_rate_hz == 0 or 1.0 <= self.control_rate_hz <= 10_000):
+            raise PolicyError(f"control_rate_hz must be 0 (the policy's fps) or within [1, 10000] Hz, got "
+                              f"{self.control_rate_hz}")
+        if not 0 <= self.ghost_rate_hz <= 1000:
+            raise PolicyError(f"ghost_rate_hz must be within [0, 1000] Hz (0 = off), got {self.ghost_rate_hz}")
+        if not DIAGNOSTICS_RATE_RANGE[0] <= self.diagnostics_rate_hz <= DIAGNOSTICS_RATE_RANGE[1]:
+            raise PolicyError(f"diagnostics_rate_hz must be within {list(DIAGNOSTICS_RATE_RANGE)} Hz, got "
+                              f"{self.diagnostics_rate_hz}")
         if not 0 <= self.stream_priority <= 99:
             raise PolicyError(f"stream_priority must be within 0..99, got {self.stream_priority}")
         if self.max_instruction_length < 1:
@@ -191,11 +196,17 @@ def declare_all(node: Node) -> None:
 def read_config(node: Node) -> PolicyNodeConfig:
     """Read the declared parameters into a validated config (raises PolicyError / core errors)."""
 
+    defaults = {spec.name: spec.default for spec in PARAMETERS}
+
     def get(name: str) -> Any:
         try:
-            return node.get_parameter(name).value
+            value = node.get_parameter(name).value
         except ParameterUninitializedException:  # typed array parameters left unset
             return None
+        if value is None and not isinstance(defaults.get(name), Parameter.Type):
+            raise PolicyError(f"parameter {name} has no value (an empty list or null in the params file?): "
+                              f"give a {type(defaults[name]).__name__}")
+        return value
 
     def strings(name: str) -> tuple[str, ...]:
         return tuple(str(v) for v in (get(name) or ()))

@@ -11,7 +11,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from wallx_ros.core.errors import ImageDecodeError
-from wallx_ros.core.image_decoding import SUPPORTED_ENCODINGS, decode_compressed, decode_raw
+from wallx_ros.core.image_decoding import SUPPORTED_ENCODINGS, compressed_size, decode_compressed, decode_raw
 from wallx_ros.core.types import ActionChunk
 
 __all__ = [
@@ -79,6 +79,7 @@ class ImageConverter:
                     return image_to_rgb(msg)  # raises the clear unsupported-format error
                 if len(msg.data) == 0:
                     raise ImageDecodeError(f"empty {msg.format} payload")
+                compressed_size(msg.data, msg.format)  # header checks (size limits) before decoding
                 out = self.bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
             else:
                 if msg.encoding not in SUPPORTED_ENCODINGS:

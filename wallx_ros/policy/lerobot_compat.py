@@ -30,10 +30,13 @@ __all__ = [
     "open_dataset",
     "prepare_runtime",
     "preprocessor_passes_images_through",
+    "prompt_token_room",
     "quiet_stdout",
+    "registered_processor_steps",
     "save_episode",
     "streaming_backlog",
     "streaming_dropped_frames",
+    "tokenizer_control_tokens",
     "wallx_internals",
 ]
 
@@ -142,6 +145,33 @@ def load_policy_processors(policy_dir: Path, device: str) -> tuple[Any, Any]:
         to_transition=lr.policy_action_to_transition, to_output=lr.transition_to_policy_action,
     )
     return pre, post
+
+
+def registered_processor_steps() -> frozenset[str]:
+    """Names of the processor steps LeRobot registered (importing the wall_x stack registers its own)."""
+    api()
+    from lerobot.processor.pipeline import ProcessorStepRegistry
+
+    return frozenset(ProcessorStepRegistry.list())
+
+
+def tokenizer_control_tokens(policy: Any) -> frozenset[str]:
+    """Every special / added token string of a WallX policy's text tokenizer (``<|image_pad|>``, ``<|action|>``,
+    ``<|propri|>``, ``<|action_token_i|>``...): text containing one is tokenized to that control token."""
+    tokenizer = policy.model.processor.tokenizer
+    tokens = set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
+    tokens.update(getattr(tokenizer, "all_special_tokens", []) or [])
+    return frozenset(t for t in tokens if t)
+
+
+def prompt_token_room(policy: Any, batch: dict[str, Any]) -> int:
+    """Tokens left for the instruction in WallX's prompt: LeRobot tokenizes images + state + instruction +
+    action slots with ``truncation=True`` at ``TOKENIZER_MAX_LENGTH`` (768 in 0.4.4), so a long instruction
+    silently cuts the action slots (then inference fails). ``batch``: a preprocessed batch whose task is ""."""
+    limit = int(getattr(api().wallx_constants, "TOKENIZER_MAX_LENGTH", 768))
+    with quiet_stdout():
+        inputs = policy.preprocess_inputs(batch)
+    return limit - int(inputs["input_ids"].shape[-1])
 
 
 def make_qwen_processor(image_processor_kwargs: dict[str, Any], tokenizer: Any) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 from wallx_ros.core.errors import RobotMappingError
 from wallx_ros.core.robot_mapping import ROBOT_MAPPING_FILENAME, RobotMapping
 from wallx_ros.core.types import ActionChunk, Observation
-from wallx_ros.policy import lerobot_compat
+from wallx_ros.policy import checkpoint_files, lerobot_compat
 from wallx_ros.policy.action_tokenizer import ACTION_TOKENIZER_FILENAME, DctActionTokenizer
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.errors import CheckpointError, InferenceError, RandomWeightsError
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["WallXBackend"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_PICKLE_SUFFIXES = checkpoint_files.PICKLE_SUFFIXES
+_PROCESSOR_CONFIGS = ("policy_preprocessor.json", "policy_postprocessor.json")
 _IMAGE_PREFIX = "observation.images."
 
 
@@ -65,6 +66,11 @@ def _resolve_layout(config: BackendConfig, policy_cfg: Any, mode: str) -> _Check
             "with config.json. The hub is not used: copy x-square-robot/wall-oss-flow to disk and pass "
             "backbone_dir, or keep it in <checkpoint>/wallx_backbone/."
         )
+    if backbone.resolve() != policy_dir.resolve() and policy_dir.resolve() not in backbone.resolve().parents:
+        checkpoint_files.check_folder(backbone, "backbone_dir")
+    ignored = checkpoint_files.check_weights_are_safetensors(backbone, "backbone folder")
+    if ignored:
+        _LOG.warning("%s: pickle files %s are ignored (the safetensors weights are loaded)", backbone, ignored)
     tokenizer_dir: Path | None = None
     if mode == "fast":
         if config.action_tokenizer_dir is not None:
@@ -78,6 +84,8 @@ def _resolve_layout(config: BackendConfig, policy_cfg: Any, mode: str) -> _Check
                 f"fast mode needs an action tokenizer folder; {policy_cfg.action_tokenizer_path!r} is not local. "
                 "Pass action_tokenizer_dir (a local copy of physical-intelligence/fast needs trust_remote_code)."
             )
+    if tokenizer_dir is not None and policy_dir.resolve() not in tokenizer_dir.resolve().parents:
+        checkpoint_files.check_folder(tokenizer_dir, "action_tokenizer_dir")
     return _CheckpointLayout(policy_dir, backbone, weights, tokenizer_dir)
 
 
@@ -86,9 +94,11 @@ def _read_policy_config(policy_dir: Path) -> Any:
     if not cfg_file.is_file():
         raise CheckpointError(f"{cfg_file} not found: checkpoint_dir must be a LeRobot wall_x policy folder")
     try:
-        raw = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{cfg_file} is not valid JSON: {err}") from err
+        raw = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{cfg_file} is not valid UTF-8 JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{cfg_file} is not a JSON object: checkpoint_dir must be a LeRobot wall_x policy folder")
     if raw.get("type") != "wall_x":
         kind = raw.get("model_type") or raw.get("type")
         hint = (" This looks like a bare WALL-OSS backbone (e.g. wall-oss-flow): pass it as backbone_dir and a"
@@ -138,6 +148,9 @@ class WallXBackend:
         self._image_shapes = {k[len(_IMAGE_PREFIX):]: tuple(v.shape) for k, v in features.items()
                               if k.startswith(_IMAGE_PREFIX)}
         self._state_dim = int(features["observation.state"].shape[0])
+        self._control_tokens = lerobot_compat.tokenizer_control_tokens(policy)
+        self._tokenizer = policy.model.processor.tokenizer
+        self._instruction_room: int | None = None  # measured by measure_prompt() at load
 
     # -- PolicyBackend ------------------------------------------------------------------------------------
     @property
@@ -172,13 +185,47 @@ class WallXBackend:
     def reset(self) -> None:
         self._policy.reset()
 
+    def instruction_problem(self, text: str) -> str:
+        """Why ``text`` cannot be the instruction ('' if it can): it must not contain the tokenizer's control
+        tokens. ``<|image_pad|>`` in the text breaks every inference (image tokens no longer match the image
+        features); ``<|action|>`` / ``<|propri|>`` would move where the model reads its state and writes actions."""
+        found = sorted(t for t in self._control_tokens if t in text)
+        if found:
+            return (f"instruction contains the model's control token(s) {found[:3]}: they would corrupt the prompt "
+                    "layout (image, state and action positions); remove them")
+        if self._instruction_room is not None and len(text) > self._instruction_room // 8:  # cheap pre-filter
+            tokens = len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+            if tokens > self._instruction_room:
+                return (f"instruction of {tokens} tokens does not fit the model's prompt ({self._instruction_room} "
+                        "tokens left after images, state and action slots; LeRobot would truncate the action slots)")
+        return ""
+
+    def measure_prompt(self) -> int:
+        """Measure how many tokens the instruction may use (no model forward); returns that number."""
+        obs = self._synthetic_observation("")
+        batch = self._pre(self._batch(obs))
+        room = lerobot_compat.prompt_token_room(self._policy, batch) - 2  # tokens may merge at the boundaries
+        self._instruction_room = room
+        return room
+
+    def _synthetic_observation(self, instruction: str) -> Observation:
+        images = {cam: np.full((shape[1], shape[2], 3), 127, dtype=np.uint8)
+                  for cam, shape in self._image_shapes.items()}
+        return Observation(images=images, state=np.zeros(self._state_dim, dtype=np.float32), instruction=instruction,
+                           stamp_ns=0)
+
+    def _batch(self, observation: Observation) -> dict[str, Any]:
+        import torch
+
+        batch: dict[str, Any] = {"observation.state": torch.from_numpy(np.asarray(observation.state, np.float32)),
+                                 "task": observation.instruction}
+        for cam in self.cameras:
+            img = torch.from_numpy(observation.images[cam]).permute(2, 0, 1)
+            batch[_IMAGE_PREFIX + cam] = img.to(torch.float32).div_(255.0)
+        return batch
+
     def warmup(self) -> float:
-        images = {}
-        for cam, shape in self._image_shapes.items():
-            _, h, w = shape
-            images[cam] = np.full((h, w, 3), 127, dtype=np.uint8)
-        obs = Observation(images=images, state=np.zeros(self._state_dim, dtype=np.float32),
-                          instruction="warm up", stamp_ns=0)
+        obs = self._synthetic_observation("warm up")
         t0 = time.monotonic()
         self.predict_chunk(obs)
         return (time.monotonic() - t0) * 1000.0
@@ -191,16 +238,14 @@ class WallXBackend:
             raise InferenceError(f"observation lacks cameras {missing} (model needs {list(self.cameras)})")
         if observation.state.shape != (self._state_dim,):
             raise InferenceError(f"state has shape {observation.state.shape}, model needs ({self._state_dim},)")
+        problem = self.instruction_problem(observation.instruction)
+        if problem:
+            raise InferenceError(problem)
         t0 = time.monotonic()
         if self._engine is not None:  # fast_flow: inputs built on the device, no images through the pipeline
             batch: Any = self._engine.prepare(observation)
         else:
-            batch = {"observation.state": torch.from_numpy(np.asarray(observation.state, np.float32)),
-                     "task": observation.instruction}
-            for cam in self.cameras:
-                img = torch.from_numpy(observation.images[cam]).permute(2, 0, 1)
-                batch[_IMAGE_PREFIX + cam] = img.to(torch.float32).div_(255.0)
-            batch = self._pre(batch)
+            batch = self._pre(self._batch(observation))
         t1 = time.monotonic()
         if self.config.seed is not None:
             torch.manual_seed(self.config.seed)
@@ -212,7 +257,7 @@ class WallXBackend:
                     actions = self._policy.predict_action_chunk(batch)
             except torch.cuda.OutOfMemoryError as err:
                 raise InferenceError(f"out of GPU memory during inference: {err}") from err
-            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:  # LeRobot asserts too
                 if "Error in decoding action" in printed.getvalue():
                     raise InferenceError("fast mode: the model generated no decodable action tokens") from err
                 raise InferenceError(f"WallX inference failed: {type(err).__name__}: {err}") from err
@@ -235,8 +280,7 @@ class WallXBackend:
         import torch
 
         lerobot_compat.prepare_runtime()
-        if not config.checkpoint_dir.is_dir():
-            raise CheckpointError(f"checkpoint_dir {str(config.checkpoint_dir)!r} is not a folder")
+        checkpoint_files.check_folder(config.checkpoint_dir, "checkpoint_dir")
         info = _checkpoint_info(config.checkpoint_dir)
         if info.get("random_weights") and not config.allow_random_weights:
             raise RandomWeightsError(
@@ -248,6 +292,9 @@ class WallXBackend:
         policy_cfg = _read_policy_config(config.checkpoint_dir)
         mode = config.mode or str(policy_cfg.prediction_mode)
         layout = _resolve_layout(config, policy_cfg, mode)
+        registered = lerobot_compat.registered_processor_steps()
+        for name in _PROCESSOR_CONFIGS:
+            checkpoint_files.check_processor_config(layout.policy_dir / name, registered)
         device = config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -290,7 +337,13 @@ class WallXBackend:
         _check_mapping(mapping, policy.config)
         from wallx_ros.policy.flow_engine import select_flow_engine
 
-        return cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode))
+        backend = cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode))
+        try:
+            backend.measure_prompt()
+        except Exception as err:  # another LeRobot line may build its prompt differently: no length check then
+            _LOG.warning("could not measure the prompt length (%s: %s): instruction length is not checked "
+                         "against the model's prompt", type(err).__name__, err)
+        return backend
 
 
 def _checkpoint_info(policy_dir: Path) -> dict[str, Any]:
@@ -298,9 +351,9 @@ def _checkpoint_info(policy_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is not valid JSON: {err}") from err
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{path} is not valid UTF-8 JSON: {err}") from err
     return data if isinstance(data, dict) else {}
 
 
