@@ -20,10 +20,16 @@ from typing import Any
 __all__ = [
     "LeRobotApi",
     "api",
+    "create_dataset",
+    "dataset_cache_files",
     "lerobot_version",
+    "load_dataset",
     "load_policy_processors",
+    "open_dataset",
     "prepare_runtime",
     "quiet_stdout",
+    "save_episode",
+    "streaming_dropped_frames",
 ]
 
 
@@ -155,3 +161,103 @@ def quiet_stdout() -> Any:
 def fast_mode_needs_qwen_token_ids() -> bool:
     """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]."""
     return lerobot_version() < (0, 5, 0)
+
+
+# -- datasets (LeRobotDataset v3) ------------------------------------------------------------------------
+def _dataset_class() -> Any:
+    prepare_runtime()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset
+
+
+def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -> dict[str, Any]:
+    """Video-encoder keyword arguments as this LeRobot's ``create``/``__init__`` spells them."""
+    import inspect
+
+    params = inspect.signature(method).parameters
+    kwargs: dict[str, Any] = {}
+    if vcodec:
+        if "vcodec" in params:  # 0.4.x
+            kwargs["vcodec"] = vcodec
+        elif "rgb_encoder" in params:  # 0.6.x
+            from lerobot.configs import RGBEncoderConfig
+
+            kwargs["rgb_encoder"] = RGBEncoderConfig(vcodec=vcodec)
+        else:
+            raise TypeError(f"this LeRobot ({lerobot_version()}) takes no video codec setting")
+    if streaming_encoding:
+        if "streaming_encoding" not in params:
+            raise TypeError(f"this LeRobot ({lerobot_version()}) has no streaming video encoding")
+        kwargs["streaming_encoding"] = True
+    return kwargs
+
+
+def create_dataset(*, repo_id: str, root: Path, fps: int, features: dict[str, Any], robot_type: str,
+                   use_videos: bool, vcodec: str | None = None, image_writer_threads: int = 0,
+                   streaming_encoding: bool = False) -> Any:
+    """``LeRobotDataset.create`` (``root`` must not exist yet)."""
+    cls = _dataset_class()
+    return cls.create(repo_id=repo_id, fps=fps, features=features, root=root, robot_type=robot_type,
+                      use_videos=use_videos, image_writer_threads=image_writer_threads,
+                      **_encoder_kwargs(cls.create, vcodec, streaming_encoding))
+
+
+@contextlib.contextmanager
+def _datasets_cache(cache_dir: Path | None) -> Any:
+    """Point Hugging Face ``datasets``' parquet->arrow cache at ``cache_dir`` for the block (None: unchanged)."""
+    if cache_dir is None:
+        yield
+        return
+    import datasets
+
+    previous = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = Path(cache_dir)
+    try:
+        yield
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous
+
+
+def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_writer_threads: int = 0,
+                 streaming_encoding: bool = False, cache_dir: Path | None = None) -> Any:
+    """An existing local dataset opened to append episodes (LeRobot's resume path: new episodes go to new
+    data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load."""
+    cls = _dataset_class()
+    with _datasets_cache(cache_dir):
+        ds = cls(repo_id, root=root, **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding))
+    if image_writer_threads:
+        ds.start_image_writer(num_processes=0, num_threads=image_writer_threads)
+    return ds
+
+
+def dataset_cache_files(dataset: Any) -> list[Path]:
+    """Arrow cache files the loaded dataset memory-maps (to prune stale caches next to them)."""
+    hf = getattr(dataset, "hf_dataset", None)
+    return [Path(f["filename"]) for f in getattr(hf, "cache_files", [])]
+
+
+def load_dataset(repo_id: str, root: Path, *, episodes: list[int] | None = None,
+                 delta_timestamps: dict[str, list[float]] | None = None, video_backend: str | None = None) -> Any:
+    """A local dataset opened for reading (frames, decoded video, ``meta``)."""
+    cls = _dataset_class()
+    return cls(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps,
+               video_backend=video_backend)
+
+
+def save_episode(dataset: Any) -> None:
+    """``dataset.save_episode()``, encoding videos in this process: LeRobot's parallel encoding forks a
+    process pool, which is unsafe in a process that runs DDS threads (a node)."""
+    import inspect
+
+    if "parallel_encoding" in inspect.signature(dataset.save_episode).parameters:
+        dataset.save_episode(parallel_encoding=False)
+    else:
+        dataset.save_episode()
+
+
+def streaming_dropped_frames(dataset: Any) -> int:
+    """Frames LeRobot's streaming video encoder dropped in the open episode (it drops when it falls
+    behind, and the video then no longer matches the data). 0 without streaming encoding."""
+    encoder = getattr(dataset, "_streaming_encoder", None)
+    return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
