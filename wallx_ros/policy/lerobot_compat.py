@@ -26,6 +26,7 @@ __all__ = [
     "load_dataset",
     "load_policy_processors",
     "open_dataset",
+    "preload_dataset_api",
     "prepare_runtime",
     "quiet_stdout",
     "save_episode",
@@ -169,6 +170,11 @@ def _dataset_class() -> Any:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     return LeRobotDataset
+
+
+def preload_dataset_api() -> None:
+    """Import LeRobot's dataset stack now (seconds) rather than at the first episode."""
+    _dataset_class()
 
 
 def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -> dict[str, Any]:
