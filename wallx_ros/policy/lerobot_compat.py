@@ -29,6 +29,7 @@ __all__ = [
     "preload_dataset_api",
     "prepare_runtime",
     "quiet_stdout",
+    "run_lerobot_train",
     "save_episode",
     "streaming_dropped_frames",
 ]
@@ -267,3 +268,22 @@ def streaming_dropped_frames(dataset: Any) -> int:
     behind, and the video then no longer matches the data). 0 without streaming encoding."""
     encoder = getattr(dataset, "_streaming_encoder", None)
     return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
+
+
+def run_lerobot_train(argv: list[str]) -> None:
+    """LeRobot's training entry point (what ``lerobot-train ARGS`` runs), in this process, after two
+    fixes the stock console script lacks: ``prepare_runtime`` (it cannot start on CPU-only torch with
+    PyPI torchvision: ``operator torchvision::nms does not exist``) and importing the wall_x stack,
+    whose saved processor steps are not registered otherwise (``--policy.path=<wall_x checkpoint>``
+    fails with "Processor step 'wall_x_task_processor' not found in registry")."""
+    import sys
+
+    api()
+    from lerobot.scripts import lerobot_train
+
+    saved = sys.argv
+    sys.argv = ["lerobot-train", *argv]
+    try:
+        lerobot_train.main()
+    finally:
+        sys.argv = saved
