@@ -160,3 +160,13 @@ def test_full_disk_is_an_error_and_the_writer_goes_on_once_space_is_free(tmp_pat
 
 def test_state_folder_is_a_hidden_sibling(tmp_path: Path) -> None:
     assert state_dir_for(tmp_path / "ds") == tmp_path / ".ds.wallx_ros"
+
+
+def test_streaming_encoding_round_trip(tmp_path: Path) -> None:
+    """LeRobot's streaming encoder (videos encoded while recording, no PNG frames) through the same writer."""
+    root = tmp_path / "ds"
+    with DatasetWriter(spec_for(root, streaming_encoding=True)) as w:
+        _write(w, 0)
+        assert not (root / "images").exists(), "streaming encoding should write no PNG frames"
+        w.save_episode()
+    _check_episodes(root, [0])

@@ -262,3 +262,34 @@ def test_lerobot_training_on_the_recording_gives_a_checkpoint_the_policy_node_lo
         images={c: np.full((H, W, 3), 100, np.uint8) for c in DEFAULT_CAMERAS},
         state=joints_of(10), instruction=TASK, stamp_ns=0))
     assert chunk.actions.shape == (32, len(ALOHA_JOINTS)) and np.all(np.isfinite(chunk.actions))
+
+
+def test_robot_mapping_cli_on_the_recording(recorded_dataset: Recording, tmp_path: Path) -> None:
+    import json
+
+    from wallx_ros.cli.robot_mapping import main as mapping_main
+
+    urdf = tmp_path / "aloha.urdf"
+    joints = "".join(
+        f'<joint name="{j}" type="revolute"><parent link="a"/><child link="b"/>'
+        f'<limit lower="-0.05" upper="{0.005 if j == "left_shoulder" else 3.0}" velocity="2.0" effort="1"/></joint>'
+        for j in ALOHA_JOINTS if j != "right_gripper")
+    urdf.write_text(f'<robot name="aloha">{joints}</robot>')
+    out = tmp_path / "mapping"
+    assert mapping_main([str(recorded_dataset.root), "--out", str(out), "--urdf", str(urdf)]) == 0
+    robot = json.loads((out / "wallx_ros_robot.json").read_text())
+    assert robot["state_names"] == list(ALOHA_JOINTS) and robot["fps"] == FPS and robot["robot_type"] == "aloha"
+    dof = json.loads((out / "wallx_dof_config.json").read_text())
+    expected = {"left_arm_joints": 6, "left_gripper": 1, "right_arm_joints": 6, "right_gripper": 1, "padding": 6}
+    assert dof["dof_config"] == expected == dof["agent_pos_config"]
+    assert sum(dof["dof_config"].values()) == 20 and dof["action_dims"]["right_gripper"] == 13
+    stats = json.loads((out / "norm_stats.json").read_text())
+    state = stats["observation.state"]
+    assert state["names"] == list(ALOHA_JOINTS) and len(state["mean_padded_20"]) == 20
+    assert state["std_padded_20"][14:] == [1.0] * 6 and state["mean_padded_20"][14:] == [0.0] * 6
+    # joint 1 of sample k is 0.01 + k / 1000: its recorded range is known from what was published
+    assert 0.01 < state["min"][1] < state["max"][1] < 0.01 + 3.0
+    limits = json.loads((out / "limits.json").read_text())["joints"]
+    assert limits["left_shoulder"]["recorded_outside_limits"], "recorded values above 0.005 must be flagged"
+    assert "recorded_outside_limits" not in limits["right_elbow"]
+    assert limits["right_gripper"] == {"in_urdf": False}

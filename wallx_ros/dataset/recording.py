@@ -52,7 +52,7 @@ class RecorderConfig:
     dataset: DatasetSpec
     max_age_s: float = 0.1
     action_max_age_s: float = 0.5
-    watermark_delay_s: float = 0.1
+    watermark_delay_s: float = 0.5
     max_queued_frames: int = 90
     max_episode_s: float = 0.0
     start_timeout_s: float = 10.0
@@ -242,6 +242,7 @@ class Recorder:
             self._state = "idle"
             self._episode_index = None
             dropped = self._last_alignment.dropped if self._last_alignment else 0
+            detail = self._last_alignment.summary() if self._last_alignment else ""
             overruns = self._overruns
             if isinstance(result, EpisodeReport):
                 self._last_saved = result
@@ -249,7 +250,7 @@ class Recorder:
         if isinstance(result, EpisodeReport):
             msg = (f"episode {result.index} saved: {result.frames} frames ({result.duration_s:.1f} s), "
                    f"{dropped} dropped by alignment, {overruns} by writer overrun; encode {result.encode_s:.2f} s, "
-                   f"commit {result.commit_s:.2f} s; dataset has {episodes} episodes")
+                   f"commit {result.commit_s:.2f} s; dataset has {episodes} episodes [alignment: {detail}]")
         else:
             msg = f"episode {index} discarded ({result} frames)"
         self._log(msg)

@@ -102,7 +102,10 @@ class RecorderNode(Node):
         _declare(self, "instruction", "", "task of the next episodes; ~/instruction (std_msgs/String) replaces it")
         _declare(self, "max_age_s", 0.1, "a camera/joint sample older than this at a frame time drops the frame")
         _declare(self, "action_max_age_s", 0.5, "the same for the action stream")
-        _declare(self, "watermark_delay_s", 0.1, "transport latency allowance before a frame is final")
+        _declare(self, "watermark_delay_s", 0.5, "transport latency allowance before a frame is final")
+        _declare(self, "streaming_encoding", False, "encode videos while recording (LeRobot streaming encoder) "
+                 "instead of writing PNG frames and encoding at save")
+        _declare(self, "encoder_queue_frames", 90, "streaming: frames per camera the encoder may lag behind")
         _declare(self, "image_writer_threads", 4, "threads writing the PNG frames LeRobot encodes at save")
         _declare(self, "min_free_mb", 500.0, "refuse to record when the dataset disk has less free space")
         _declare(self, "max_episode_s", 0.0, "save an episode automatically after this long (0: never)")
@@ -135,7 +138,8 @@ class RecorderNode(Node):
             cameras=tuple(CameraSpec(c, 1, 1) for c in cameras),  # real sizes: dataset on disk or first images
             state_names=joints, action_names=action_joints, robot_type=str(get("robot_type")),
             use_videos=bool(get("use_videos")), video_codec=str(get("video_codec")),
-            image_writer_threads=int(get("image_writer_threads")), min_free_mb=float(get("min_free_mb")))
+            image_writer_threads=int(get("image_writer_threads")), min_free_mb=float(get("min_free_mb")),
+            streaming_encoding=bool(get("streaming_encoding")), encoder_queue_frames=int(get("encoder_queue_frames")))
         config = RecorderConfig(
             dataset=spec, max_age_s=float(get("max_age_s")), action_max_age_s=float(get("action_max_age_s")),
             watermark_delay_s=float(get("watermark_delay_s")), max_queued_frames=int(get("max_queued_frames")),

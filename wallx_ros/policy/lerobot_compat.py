@@ -178,7 +178,8 @@ def preload_dataset_api() -> None:
     _dataset_class()
 
 
-def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -> dict[str, Any]:
+def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool,
+                    encoder_queue_frames: int = 0) -> dict[str, Any]:
     """Video-encoder keyword arguments as this LeRobot's ``create``/``__init__`` spells them."""
     import inspect
 
@@ -197,17 +198,19 @@ def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -
         if "streaming_encoding" not in params:
             raise TypeError(f"this LeRobot ({lerobot_version()}) has no streaming video encoding")
         kwargs["streaming_encoding"] = True
+        if encoder_queue_frames and "encoder_queue_maxsize" in params:
+            kwargs["encoder_queue_maxsize"] = encoder_queue_frames
     return kwargs
 
 
 def create_dataset(*, repo_id: str, root: Path, fps: int, features: dict[str, Any], robot_type: str,
                    use_videos: bool, vcodec: str | None = None, image_writer_threads: int = 0,
-                   streaming_encoding: bool = False) -> Any:
+                   streaming_encoding: bool = False, encoder_queue_frames: int = 0) -> Any:
     """``LeRobotDataset.create`` (``root`` must not exist yet)."""
     cls = _dataset_class()
     return cls.create(repo_id=repo_id, fps=fps, features=features, root=root, robot_type=robot_type,
                       use_videos=use_videos, image_writer_threads=image_writer_threads,
-                      **_encoder_kwargs(cls.create, vcodec, streaming_encoding))
+                      **_encoder_kwargs(cls.create, vcodec, streaming_encoding, encoder_queue_frames))
 
 
 @contextlib.contextmanager
@@ -227,12 +230,14 @@ def _datasets_cache(cache_dir: Path | None) -> Any:
 
 
 def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_writer_threads: int = 0,
-                 streaming_encoding: bool = False, cache_dir: Path | None = None) -> Any:
+                 streaming_encoding: bool = False, encoder_queue_frames: int = 0,
+                 cache_dir: Path | None = None) -> Any:
     """An existing local dataset opened to append episodes (LeRobot's resume path: new episodes go to new
     data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load."""
     cls = _dataset_class()
     with _datasets_cache(cache_dir):
-        ds = cls(repo_id, root=root, **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding))
+        ds = cls(repo_id, root=root,
+                 **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding, encoder_queue_frames))
     if image_writer_threads:
         ds.start_image_writer(num_processes=0, num_threads=image_writer_threads)
     return ds
