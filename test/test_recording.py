@@ -75,3 +75,17 @@ def test_max_episode_length_saves_automatically(tmp_path: Path) -> None:
         assert status.last_saved.frames >= FPS  # stopped at one second, not at the end of the feed
     finally:
         rec.close(False, 0)
+
+
+def test_a_camera_that_changed_resolution_is_refused_at_start(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path / "ds")
+    try:
+        rec.push_image("face_view", 0, np.zeros((8, 12, 3), np.uint8))
+        assert rec.start("t", 0)[0]
+        _feed(rec, 10 * MS, 10)
+        assert rec.stop(True, 10 * MS + 9 * 50 * MS)[0]
+        rec.push_image("face_view", 10**9, np.zeros((16, 24, 3), np.uint8))
+        ok, msg = rec.start("t", 10**9)
+        assert not ok and "(16, 24)" in msg and "(8, 12)" in msg, msg
+    finally:
+        rec.close(False, 0)

@@ -322,7 +322,14 @@ class Recorder:
                     self._state = "idle" if self._writer is not None or self._last_error == "" else "error"
             return None
         if command == "start":
-            return (self._writer or self._open(arg)).start_episode()
+            opened = self._writer or self._open(arg)
+            stored = {c.name: (c.height, c.width) for c in opened.spec.cameras}
+            wrong = {c: arg[c] for c in stored if arg.get(c) != stored[c]}
+            if wrong:
+                raise DatasetSpecError(
+                    f"cameras now deliver (height, width) {wrong}, the dataset {opened.spec.root} stores "
+                    f"{ {c: stored[c] for c in wrong} }: fix the camera resolution or record into a new root")
+            return opened.start_episode()
         writer = self._writer
         if command == "save":
             if writer is None:
