@@ -192,6 +192,7 @@ def test_dataset_reads_back_equal_to_what_was_published(recorded_dataset: Record
     # 1.2 s, 1.0 s, 1.0 s, >= 0.8 s of 50 fps (minus the first frames before all streams met)
     assert lengths[0] >= 50 and lengths[1] >= 40 and lengths[2] >= 40 and lengths[3] >= 30, lengths
     data = ds.hf_dataset.with_format("numpy")
+    image_matches: list[bool] = []
     for ep in range(ds.num_episodes):
         start = int(ds.meta.episodes[ep]["dataset_from_index"])
         rows = data[start:start + lengths[ep]]
@@ -213,7 +214,14 @@ def test_dataset_reads_back_equal_to_what_was_published(recorded_dataset: Record
             for c, cam in enumerate(DEFAULT_CAMERAS):
                 video = item[f"observation.images.{cam}"]
                 assert tuple(video.shape) == (3, H, W)
-                assert abs(float(video.mean()) * 255 - gray_of(int(ks[i]), c)) < 4, (ep, i, cam)
+                # the image of sample k, or (a best-effort camera message was lost, or came after the
+                # frame was final) of an earlier sample within max_age_s = 10 samples - never a later one
+                gray = float(video.mean()) * 255
+                k = int(ks[i])
+                best = min(range(k - 10, k + 1), key=lambda j, c=c: abs(gray - gray_of(j, c)))
+                assert abs(gray - gray_of(best, c)) < 4, (ep, i, cam, gray, gray_of(k, c))
+                image_matches.append(best == k)
+    assert np.mean(image_matches) > 0.6, image_matches
 
 
 def test_lerobot_training_on_the_recording_gives_a_checkpoint_the_policy_node_loads(

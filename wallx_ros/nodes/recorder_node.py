@@ -26,7 +26,9 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from wallx_ros.core.cdr_image import parse_image_cdr
 from wallx_ros.core.errors import CoreError
+from wallx_ros.core.image_decoding import decode_raw
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.dataset.recording import Recorder, RecorderConfig
@@ -63,9 +65,9 @@ class RecorderNode(Node):
             if self._transport == "compressed":
                 self.create_subscription(CompressedImage, f"{cam}/image_raw/compressed", self._image_callback(cam),
                                          qos_profile_sensor_data, callback_group=inputs)
-            else:
-                self.create_subscription(Image, f"{cam}/image_raw", self._image_callback(cam),
-                                         qos_profile_sensor_data, callback_group=inputs)
+            else:  # serialized bytes: no per-frame Python message with a copied pixel array (core.cdr_image)
+                self.create_subscription(Image, f"{cam}/image_raw", self._raw_image_callback(cam),
+                                         qos_profile_sensor_data, callback_group=inputs, raw=True)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, 50, callback_group=inputs)
         action_msg = {"JointState": JointState, "JointTrajectory": JointTrajectory,
                       "Float64MultiArray": Float64MultiArray}[self._action_type]
@@ -163,6 +165,17 @@ class RecorderNode(Node):
                 self.get_logger().error(f"camera {cam}: {err}", throttle_duration_sec=2.0)
                 return
             self.recorder.push_image(cam, self._stamp(msg.header), rgb)
+        return callback
+
+    def _raw_image_callback(self, cam: str) -> Any:
+        def callback(buf: bytes) -> None:
+            try:
+                raw = parse_image_cdr(buf)
+                rgb = decode_raw(raw.encoding, raw.height, raw.width, raw.step, raw.data)
+            except CoreError as err:
+                self.get_logger().error(f"camera {cam}: {err}", throttle_duration_sec=2.0)
+                return
+            self.recorder.push_image(cam, raw.stamp_ns or self._now_ns(), rgb)
         return callback
 
     def _on_joint_state(self, msg: JointState) -> None:
