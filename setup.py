@@ -22,6 +22,9 @@ EXECUTABLES = {
     "wallx-ros-train": "wallx_ros.cli.train:main",
     "wallx-ros-robot-mapping": "wallx_ros.cli.robot_mapping:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
+    "sim_node": "wallx_ros.nodes.sim_node:main",
+    "diagnostics_markers": "wallx_ros.nodes.diagnostics_markers_node:main",
+    "wallx-ros-plot-run": "wallx_ros.cli.plot_run:main",
 }
 
 
