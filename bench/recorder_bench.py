@@ -41,6 +41,7 @@ CAMERAS = ("face_view", "left_wrist_view", "right_wrist_view")
 JOINTS = tuple(f"{s}_{j}" for s in ("left", "right") for j in ("waist", "shoulder", "elbow", "forearm_roll",
                                                                   "wrist_angle", "wrist_rotate", "gripper"))
 H, W, FPS = 480, 640, 30
+WATERMARK: list[float] = []  # --watermark: the recorder's watermark_delay_s (default: the node's)
 
 PUBLISHER = r'''
 import sys, time, threading
@@ -49,23 +50,40 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from wallx_ros.nodes.ros_conversions import time_from_ns
-cams, joints, seconds, h, w, fps = sys.argv[1].split(","), sys.argv[2].split(","), float(sys.argv[3]), 480, 640, 30
+cams, joints, seconds = sys.argv[1].split(","), sys.argv[2].split(","), float(sys.argv[3])
+h, w, fps = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 rclpy.init()
 node = rclpy.create_node("bench_publisher")
 pubs = [node.create_publisher(Image, f"/{c}/image_raw", qos_profile_sensor_data) for c in cams]
 jpub = node.create_publisher(JointState, "/joint_states", 10)
 apub = node.create_publisher(JointState, "/wallx_teleop/action", 10)
 rng = np.random.default_rng(0)
-frames = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(8)]  # camera-like noise: hard for codecs
+# camera-like content: a lit gradient scene with a moving object and sensor noise (pure noise would be the
+# codecs' pathological worst case, not what a camera delivers)
+yy, xx = np.mgrid[0:h, 0:w]
+base = np.stack([96 + 80 * xx / w, 80 + 60 * yy / h, 120 + 40 * np.sin(xx / 23.0)], axis=-1)
+frames = []
+for i in range(30):
+    img = base.copy()
+    x0, y0 = (i * w) // 30, h // 3 + int(20 * np.sin(i / 5))
+    img[y0:y0 + h // 4, x0:x0 + w // 6] = (200, 60, 40)
+    frames.append(np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8))
 payloads = [f.tobytes() for f in frames]
 print("READY", flush=True)
 sys.stdin.readline()  # go
 stop = time.monotonic() + seconds + 8.0  # the episode plus start-up and saving margins
 counts = {"camera": 0, "joints": 0, "action": 0}
+gaps = {}  # stream -> stamps gaps > 100 ms (the publisher itself stalled: the data has a hole)
 def loop(period, fn):
     nxt = time.monotonic()
+    last = None
+    name = fn.__name__
     while time.monotonic() < stop:
         fn()
+        now = time.monotonic()
+        if last is not None and now - last > 0.1:
+            gaps[name] = gaps.get(name, 0) + 1
+        last = now
         nxt += period
         time.sleep(max(0.0, nxt - time.monotonic()))
 k = [0]
@@ -87,7 +105,8 @@ threads = [threading.Thread(target=loop, args=(1 / fps, cams_fn)),
            threading.Thread(target=loop, args=(0.02, action_fn))]
 for t in threads: t.start()
 for t in threads: t.join()
-print("COUNTS " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+print("COUNTS " + " ".join(f"{k}={v}" for k, v in counts.items())
+      + " " + " ".join(f"gaps_{k}={v}" for k, v in gaps.items()), flush=True)
 node.destroy_node(); rclpy.shutdown()
 '''
 
@@ -146,20 +165,22 @@ class Diagnostics:
         return dict(self._last)
 
 
-def run(codec: str, seconds: float, workdir: Path, diagnostics: Diagnostics) -> dict[str, object]:
+def run(codec: str, seconds: float, workdir: Path, diagnostics: Diagnostics, size: tuple[int, int] = (H, W),
+        fps: int = FPS) -> dict[str, object]:
     name = codec.replace(":", "_")
     root = workdir / f"ds_{name}"
     params = workdir / f"recorder_{name}.yaml"
     params.write_text(json.dumps({"wallx_recorder": {"ros__parameters": {
-        "root": str(root), "repo_id": "local/bench", "fps": FPS,
+        "root": str(root), "repo_id": "local/bench", "fps": fps,
         "video_codec": "h264" if codec == "idle" else codec.split(":")[-1],
         "streaming_encoding": codec.startswith("stream:"), "cameras": list(CAMERAS),
         "joint_names": list(JOINTS), "instruction": "bench", "robot_type": "aloha", "min_free_mb": 100.0,
-        "progress_log_period_s": 0.0}}}))
+        "progress_log_period_s": 0.0, **({"watermark_delay_s": WATERMARK[0]} if WATERMARK else {})}}}))
     log = open(workdir / f"recorder_{name}.log", "w")  # noqa: SIM115
     rec = subprocess.Popen([sys.executable, "-m", "wallx_ros.nodes.recorder_node", "--ros-args", "--params-file",
                             str(params)], stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(), cwd=str(REPO))
-    pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, ",".join(CAMERAS), ",".join(JOINTS), str(seconds)],
+    pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, ",".join(CAMERAS), ",".join(JOINTS), str(seconds),
+                            str(size[0]), str(size[1]), str(fps)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=subprocess_env(),
                            cwd=str(REPO))
     try:
@@ -199,8 +220,9 @@ def run(codec: str, seconds: float, workdir: Path, diagnostics: Diagnostics) -> 
     published = dict(kv.split("=") for kv in counts_line.replace("COUNTS ", "").split()) if counts_line else {}
     wall = t1 - t0
     received = {k: received1.get(k, 0) - received0.get(k, 0) for k in received1}
-    result: dict[str, object] = {"codec": codec, "start": start_answer, "stop": stop_answer,
-                                 "episode_wall_s": round(t_stop - t0, 2),
+    result: dict[str, object] = {"codec": codec, "size_hw": list(size), "fps": fps,
+                                 "start": start_answer, "stop": stop_answer,
+                                 "episode_wall_s": round(t1 - t0, 2), "stop_call_s": round(t_stop - t1, 2),
                                  "received_during_episode": received,
                                  "published": {k: int(v) for k, v in published.items()},
                                  "recorder_cpu_cores": round(((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system))
@@ -221,17 +243,24 @@ def main() -> int:
                         help="h264, libsvtav1 (PNG frames, encoded at save), stream:h264, stream:libsvtav1 (LeRobot's "
                              "streaming encoder) or idle (receive only, no episode: the DDS/rclpy baseline); "
                              "repeatable; default: idle, h264, stream:libsvtav1")
+    parser.add_argument("--size", default=f"{W}x{H}", help="camera size WxH (default 640x480)")
+    parser.add_argument("--fps", type=int, default=FPS, help="camera rate = dataset fps (default 30)")
+    parser.add_argument("--watermark", type=float, help="recorder watermark_delay_s (default: the node's)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "recorder_bench")
     args = parser.parse_args()
     configure_ros_environment()
+    if args.watermark is not None:
+        WATERMARK.append(args.watermark)
     diagnostics = Diagnostics()
-    report = {"what": "recorder: 3 x 640x480 rgb8 @30 fps + joint_states @100 Hz + action @50 Hz over DDS, "
+    width, height = (int(v) for v in args.size.split("x"))
+    report = {"what": f"recorder: 3 x {width}x{height} rgb8 @{args.fps} fps + joint_states @100 Hz + action @50 Hz "
+                      "over DDS, "
                       f"one {args.seconds:.0f} s episode per codec",
               "machine_before": machine(), "runs": []}
     with tempfile.TemporaryDirectory(prefix="wallx_recbench_") as tmp:
         for codec in args.codec or ["idle", "h264", "stream:libsvtav1"]:
             print(f"[bench] {codec} ...", flush=True)
-            r = run(codec, args.seconds, Path(tmp), diagnostics)
+            r = run(codec, args.seconds, Path(tmp), diagnostics, (height, width), args.fps)
             print(json.dumps(r), flush=True)
             report["runs"].append(r)  # type: ignore[attr-defined]
             shutil.rmtree(Path(tmp) / f"ds_{codec.replace(':', '_')}", ignore_errors=True)
@@ -242,17 +271,24 @@ def main() -> int:
              f"Machine: {report['machine_before']['cpu']}, {report['machine_before']['logical_cores']} cores, "
              f"load {report['machine_before']['load_avg_1_5_15']} before / {report['machine_after']['load_avg_1_5_15']}"
              " after (shared machine).\n",
-             "| codec | frames saved / expected | dropped (alignment + overrun) | camera msgs received/published "
-             "| recorder CPU (cores) | disk write MB/s | encode s / episode | commit s | dataset MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| codec | frames saved / frame grid | dropped (alignment + overrun) | publisher stalls > 100 ms "
+             "| camera msgs received | recorder CPU (cores) | disk write MB/s | encode s / episode | commit s "
+             "| dataset MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:  # type: ignore[attr-defined]
-        expected = round(float(r["episode_wall_s"]) * FPS)
         got = sum(v for k, v in r["received_during_episode"].items() if k in CAMERAS)
-        lines.append(f"| {r['codec']} | {r.get('frames_saved', '?')} / ~{expected} | "
-                     f"{r.get('dropped_alignment', '?')} + {r.get('dropped_overrun', '?')} | "
-                     f"{got} / ~{expected * len(CAMERAS)} (during the episode) | {r['recorder_cpu_cores']} | "
-                     f"{r['disk_write_mb_s']} | {r.get('encode_s', '?')} | {r.get('commit_s', '?')} | "
-                     f"{r['dataset_mb']} |")
+        if "frames_saved" in r:  # the frame grid of the episode = saved + dropped
+            grid = int(r["frames_saved"]) + int(r["dropped_alignment"]) + int(r["dropped_overrun"])
+            saved = f"{r['frames_saved']} / {grid}"
+            share = 100 * (grid - int(r["frames_saved"])) / grid
+            dropped = f"{r['dropped_alignment']} + {r['dropped_overrun']} ({share:.0f} %)"
+        else:
+            saved, dropped = "-", "-" if r["codec"] == "idle" else f"episode failed: {r['stop'][:90]}"
+        holes = ", ".join(f"{k[5:].replace('_fn', '')} {v}" for k, v in r["published"].items() if k.startswith("gaps_"))
+        lines.append(f"| {r['codec']} | {saved} | {dropped} | {holes or 'none'} | {got} in {r['episode_wall_s']} s "
+                     f"({got / max(1e-9, float(r['episode_wall_s'])) / len(CAMERAS):.1f} Hz per camera) | "
+                     f"{r['recorder_cpu_cores']} | {r['disk_write_mb_s']} | {r.get('encode_s', '-')} | "
+                     f"{r.get('commit_s', '-')} | {r['dataset_mb']} |")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

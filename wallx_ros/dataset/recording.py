@@ -52,7 +52,7 @@ class RecorderConfig:
     dataset: DatasetSpec
     max_age_s: float = 0.1
     action_max_age_s: float = 0.5
-    watermark_delay_s: float = 0.5
+    watermark_delay_s: float = 2.0
     max_queued_frames: int = 90
     max_episode_s: float = 0.0
     start_timeout_s: float = 10.0
