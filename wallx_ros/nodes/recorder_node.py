@@ -104,7 +104,7 @@ class RecorderNode(Node):
         _declare(self, "instruction", "", "task of the next episodes; ~/instruction (std_msgs/String) replaces it")
         _declare(self, "max_age_s", 0.1, "a camera/joint sample older than this at a frame time drops the frame")
         _declare(self, "action_max_age_s", 0.5, "the same for the action stream")
-        _declare(self, "watermark_delay_s", 2.0, "delivery latency allowance: a frame waits this long for a late stream")
+        _declare(self, "watermark_delay_s", 2.0, "delivery latency allowance: frames wait this long for a late stream")
         _declare(self, "streaming_encoding", False, "encode videos while recording (LeRobot streaming encoder) "
                  "instead of writing PNG frames and encoding at save")
         _declare(self, "encoder_queue_frames", 90, "streaming: frames per camera the encoder may lag behind")
