@@ -20,7 +20,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -41,6 +41,11 @@ ACTION_TYPES = ("JointState", "JointTrajectory", "Float64MultiArray")
 _DEFAULT_CAMERAS = ["face_view", "left_wrist_view", "right_wrist_view"]
 
 
+def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
+    return {"history": profile.history, "depth": profile.depth, "reliability": profile.reliability,
+            "durability": profile.durability}
+
+
 def _declare(node: Node, name: str, default: object, description: str) -> None:
     node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
 
@@ -58,20 +63,25 @@ class RecorderNode(Node):
         self._state_selector = JointSelector(spec.state_names)
         self._action_selector = JointSelector(spec.action_names)
 
+        # Deeper queues than the policy node's: the recorder needs every sample, and a busy writer can keep
+        # the executor from taking messages for a while (depth 5 / 10 then loses them). ~1 s of camera
+        # frames, ~2 s of joint states at 100 Hz.
+        camera_qos = QoSProfile(**{**_qos_fields(qos_profile_sensor_data), "depth": 30})
+        sample_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200)
         inputs = MutuallyExclusiveCallbackGroup()
         services = ReentrantCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
         for cam in self.config.cameras:
             if self._transport == "compressed":
                 self.create_subscription(CompressedImage, f"{cam}/image_raw/compressed", self._image_callback(cam),
-                                         qos_profile_sensor_data, callback_group=inputs)
+                                         camera_qos, callback_group=inputs)
             else:  # serialized bytes: no per-frame Python message with a copied pixel array (core.cdr_image)
                 self.create_subscription(Image, f"{cam}/image_raw", self._raw_image_callback(cam),
-                                         qos_profile_sensor_data, callback_group=inputs, raw=True)
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, 50, callback_group=inputs)
+                                         camera_qos, callback_group=inputs, raw=True)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, sample_qos, callback_group=inputs)
         action_msg = {"JointState": JointState, "JointTrajectory": JointTrajectory,
                       "Float64MultiArray": Float64MultiArray}[self._action_type]
-        self.create_subscription(action_msg, self._action_topic, self._on_action, 50, callback_group=inputs)
+        self.create_subscription(action_msg, self._action_topic, self._on_action, sample_qos, callback_group=inputs)
         self.create_subscription(String, "~/instruction", self._on_instruction, 10, callback_group=inputs)
         self.create_service(Trigger, "~/start_episode", self._on_start, callback_group=services)
         self.create_service(Trigger, "~/stop_episode", self._on_stop, callback_group=services)
