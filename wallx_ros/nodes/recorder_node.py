@@ -103,7 +103,7 @@ class RecorderNode(Node):
         _declare(self, "repo_id", "local/wallx_demos", "LeRobot repo_id <user>/<name>")
         _declare(self, "fps", 30, "frame rate of the dataset (integer, LeRobot)")
         _declare(self, "use_videos", True, "cameras as mp4 videos (true) or PNG images in parquet (false)")
-        _declare(self, "video_codec", "h264", "libsvtav1, h264, hevc or auto")
+        _declare(self, "video_codec", "libsvtav1", "libsvtav1, h264, hevc or auto (a hardware encoder)")
         _declare(self, "robot_type", "", "robot type stored in the dataset (e.g. aloha)")
         _declare(self, "cameras", _DEFAULT_CAMERAS, "camera keys; topics <camera>/image_raw[/compressed]")
         _declare(self, "camera_transport", "raw", "raw: sensor_msgs/Image; compressed: CompressedImage")
@@ -115,7 +115,7 @@ class RecorderNode(Node):
         _declare(self, "max_age_s", 0.1, "a camera/joint sample older than this at a frame time drops the frame")
         _declare(self, "action_max_age_s", 0.5, "the same for the action stream")
         _declare(self, "watermark_delay_s", 2.0, "delivery latency allowance: frames wait this long for a late stream")
-        _declare(self, "streaming_encoding", False, "encode videos while recording (LeRobot streaming encoder) "
+        _declare(self, "streaming_encoding", True, "encode videos while recording (LeRobot streaming encoder) "
                  "instead of writing PNG frames and encoding at save")
         _declare(self, "encoder_queue_frames", 90, "streaming: frames per camera the encoder may lag behind")
         _declare(self, "image_writer_threads", 4, "threads writing the PNG frames LeRobot encodes at save")
