@@ -279,10 +279,10 @@ def test_robot_mapping_cli_on_the_recording(recorded_dataset: Recording, tmp_pat
 
     urdf = tmp_path / "aloha.urdf"
     joints = "".join(
-        f'<joint name="{j}" type="revolute"><parent link="a"/><child link="b"/>'
+        f'<link name="{j}_link"/><joint name="{j}" type="revolute"><parent link="base"/><child link="{j}_link"/>'
         f'<limit lower="-10" upper="{0.005 if j == "left_shoulder" else 3.0}" velocity="2.0" effort="1"/></joint>'
         for j in ALOHA_JOINTS if j != "right_gripper")
-    urdf.write_text(f'<robot name="aloha">{joints}</robot>')
+    urdf.write_text(f'<robot name="aloha"><link name="base"/>{joints}</robot>')
     out = tmp_path / "mapping"
     assert mapping_main([str(recorded_dataset.root), "--out", str(out), "--urdf", str(urdf)]) == 0
     robot = json.loads((out / "wallx_ros_robot.json").read_text())

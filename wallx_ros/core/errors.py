@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActionMappingError",
     "AlignmentConfigError",
+    "ControlConfigError",
     "CoreError",
     "ImageDecodeError",
+    "ImageEncodeError",
+    "JointLimitsError",
     "JointMappingError",
     "NonMonotonicStampError",
     "RobotMappingError",
+    "StreamSyncError",
     "TeleopError",
+    "TransportTimingError",
+    "UrdfError",
 ]
 
 
@@ -27,6 +34,14 @@ class JointMappingError(CoreError):
 
 class RobotMappingError(CoreError):
     """A robot <-> model mapping file is missing, malformed or inconsistent."""
+
+
+class TransportTimingError(CoreError):
+    """Transport-delay / clock-offset monitoring is configured or used wrongly."""
+
+
+class ImageEncodeError(CoreError):
+    """An RGB frame could not be encoded (wrong shape or dtype, bad quality setting)."""
 
 
 class AlignmentConfigError(CoreError, ValueError):
@@ -53,3 +68,23 @@ class NonMonotonicStampError(CoreError):
 
 class TeleopError(CoreError, ValueError):
     """Invalid teleoperation settings or input (joint names, speed limits, non-finite values)."""
+
+
+class StreamSyncError(CoreError):
+    """Stream buffering / synchronisation is configured or used wrongly."""
+
+
+class ActionMappingError(CoreError):
+    """Model action dimensions cannot be mapped to robot joints as configured (names, delta, gripper)."""
+
+
+class JointLimitsError(CoreError):
+    """Joint position / velocity limits are malformed (wrong length, lower > upper, non-positive speed)."""
+
+
+class UrdfError(CoreError):
+    """A URDF file or robot_description string cannot be read or lacks what is needed."""
+
+
+class ControlConfigError(CoreError):
+    """A chunk-execution / control setting is invalid (horizon, blending, rates, latency)."""

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import math
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wallx_ros.core.errors import UrdfError
 from wallx_ros.core.robot_mapping import RobotMapping
+from wallx_ros.core.urdf import UrdfModel
 from wallx_ros.dataset.errors import DatasetSpecError
 from wallx_ros.dataset.spec import IMAGE_KEY_PREFIX
 
@@ -172,24 +173,17 @@ def normalisation_stats(desc: DatasetDescription) -> dict[str, Any]:
 
 
 def urdf_limits(urdf: Path, joints: Sequence[str]) -> dict[str, JointLimit | None]:
-    """``<limit lower upper velocity>`` of ``joints`` in a URDF (None: continuous/fixed or not in the URDF)."""
+    """Limits of ``joints`` from a URDF (``core.urdf``); None for joints the URDF does not move.
+    Continuous joints have infinite position limits."""
     try:
-        tree = ET.parse(urdf)
-    except (OSError, ET.ParseError) as err:
-        raise DatasetSpecError(f"cannot read URDF {urdf}: {err}") from err
-    found: dict[str, JointLimit | None] = {}
-    for joint in tree.getroot().iter("joint"):
-        name = joint.get("name", "")
-        limit = joint.find("limit")
-        if joint.get("type") in ("revolute", "prismatic") and limit is not None:
-            try:
-                found[name] = JointLimit(float(limit.get("lower", "nan")), float(limit.get("upper", "nan")),
-                                         float(limit.get("velocity", "inf")))
-            except ValueError as err:
-                raise DatasetSpecError(f"URDF {urdf}: joint {name} has a malformed <limit>: {err}") from err
-        else:
-            found[name] = None
-    return {j: found.get(j) for j in joints}
+        limits = UrdfModel.from_file(urdf).limits()
+    except UrdfError as err:
+        raise DatasetSpecError(f"cannot use URDF {urdf}: {err}") from err
+    return {j: JointLimit(*limits[j]) if j in limits else None for j in joints}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def write_mapping(desc: DatasetDescription, out_dir: Path, *, urdf: Path | None = None,
@@ -222,7 +216,8 @@ def write_mapping(desc: DatasetDescription, out_dir: Path, *, urdf: Path | None 
                 entry: dict[str, Any] = report.setdefault(name, {"in_urdf": lim is not None})
                 if lim is None:
                     continue
-                entry.update(lower=lim.lower, upper=lim.upper, velocity=lim.velocity)
+                entry.update(lower=_finite_or_none(lim.lower), upper=_finite_or_none(lim.upper),
+                             velocity=_finite_or_none(lim.velocity))
                 if lo and hi and (lo[i] < lim.lower - 1e-6 or hi[i] > lim.upper + 1e-6):
                     entry.setdefault("recorded_outside_limits", []).append(
                         {"feature": key, "min": lo[i], "max": hi[i]})

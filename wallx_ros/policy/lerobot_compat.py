@@ -31,6 +31,7 @@ __all__ = [
     "quiet_stdout",
     "run_lerobot_train",
     "save_episode",
+    "streaming_backlog",
     "streaming_dropped_frames",
 ]
 
@@ -292,3 +293,11 @@ def run_lerobot_train(argv: list[str]) -> None:
         lerobot_train.main()
     finally:
         sys.argv = saved
+
+
+def streaming_backlog(dataset: Any) -> int:
+    """Frames waiting in LeRobot's streaming video encoder (the fullest camera queue); 0 without streaming.
+    An offline producer (the bag converter) waits on this instead of letting the encoder drop frames."""
+    encoder = getattr(dataset, "_streaming_encoder", None)
+    queues = getattr(encoder, "_frame_queues", None) or {}
+    return max((q.qsize() for q in queues.values()), default=0)

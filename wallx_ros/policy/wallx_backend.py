@@ -159,6 +159,11 @@ class WallXBackend:
     def device(self) -> str:
         return self._device
 
+    @property
+    def image_shapes(self) -> dict[str, tuple[int, ...]]:
+        """(C, H, W) the checkpoint declares per camera: the grid a node resizes frames to at arrival."""
+        return dict(self._image_shapes)
+
     def reset(self) -> None:
         self._policy.reset()
 
