@@ -38,3 +38,13 @@ def test_yaml_matches_declared_parameters(node: str, config: str) -> None:
     assert set(documented) == set(declared), (set(documented) ^ set(declared))
     for name, default in declared.items():
         assert documented[name] == default, f"{config}: {name} is {documented[name]!r}, the node's default {default!r}"
+
+
+def test_bag_converter_accepts_the_recorder_config() -> None:
+    """wallx-ros-bag2dataset takes config/recorder.yaml as is: every recorder parameter is known to it."""
+    from wallx_ros.dataset.bag_config import BagConversionConfig, load_params_file
+
+    params = load_params_file(REPO_ROOT / "config" / "recorder.yaml")
+    params.update(joint_names=["a", "b"], action_joint_names=["a", "b"])  # the yaml leaves them to the user
+    config = BagConversionConfig.from_params(params)
+    assert config.fps == params["fps"] and config.video_codec == params["video_codec"]
