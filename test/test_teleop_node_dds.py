@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from ros_harness import REPO_ROOT, Collector, RosTestNode, running_node, subprocess_env, wait_until
+from ros_harness import REPO_ROOT, Collector, RosTestNode, running_node, subprocess_env
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
@@ -112,11 +112,13 @@ def test_keyboard_in_a_terminal(ros: RosTestNode, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", MODULE, "--ros-args", "--params-file", params_path],
                             stdin=slave, stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(),
                             cwd=str(REPO_ROOT))
+    log_path = tmp_path / "keyboard.log"
     try:
-        assert ros.wait_for_publishers("/wallx_teleop/action", timeout_s=60)
-        joint_pub_ready = wait_until(lambda: ros.node.count_subscribers("/joint_states") >= 1, 30)
-        assert joint_pub_ready
-        _publish_for(0.5, follower)
+        # the graph may still list earlier nodes' endpoints: wait for THIS node to read the follower and keys
+        deadline = time.monotonic() + 90
+        while "follower position received" not in log_path.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()[-2000:]
+            _publish_for(0.1, follower)
         for key in (b"w", b" ", b"]", b"w", b"\x1b[A"):  # w while disarmed is ignored
             os.write(master, key)
             _publish_for(0.2, follower)
