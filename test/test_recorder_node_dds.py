@@ -2,8 +2,8 @@
 
 One recording session (module fixture ``recorded_dataset``) exercises the whole life of a dataset:
 start/stop (save), discard, a SIGKILL in the middle of an episode, a restart that appends, and SIGINT
-saving the open episode. The dataset is then checked frame by frame against what was published, and
-``test_train_wallx.py`` fine-tunes the tiny WallX on it.
+saving the open episode. The dataset is then checked frame by frame against what was published, the tiny
+WallX is fine-tuned on it through LeRobot's training entry point, and the mapping CLI reads it.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_max_episode_length_saves_automatically(tmp_path: Path) -> None:
             time.sleep(0.1)
         status = rec.status()
         assert status.episodes == 1 and status.last_saved is not None
-        assert status.last_saved.frames >= FPS  # stopped at one second, not at the end of the feed
+        assert status.last_saved.frames == FPS  # exactly one second, not more frames released while saving
     finally:
         rec.close(False, 0)
 

@@ -192,7 +192,7 @@ def test_demo_runs_policy_and_sim_in_closed_loop(ros: RosTestNode, tiny_checkpoi
             demo.wait(10)
         console.close()
     console_log = (tmp_path / "demo_console.log").read_text()
-    assert "sim_node exited with 0, policy_node with 0" in console_log, console_log[-3000:]
+    assert "exit codes: sim_node 0 policy_node 0" in console_log, console_log[-3000:]
     for name in ("latency_histograms.png", "trajectories.png"):
         assert (out / "plots" / name).stat().st_size > 10_000, console_log[-3000:]
 

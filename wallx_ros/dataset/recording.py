@@ -162,8 +162,12 @@ class Recorder:
                              daemon=True).start()
 
     def _enqueue(self, frames: list[AlignedFrame[Any]]) -> None:
-        """Under the lock: queue frames for the writer, dropping (and counting) on overrun."""
+        """Under the lock: queue frames for the writer, dropping (and counting) on overrun. An episode ends at
+        exactly ``max_episode_s``: frames the watermark releases while it is being saved are not added to it."""
+        limit = round(self.config.max_episode_s * self.config.dataset.fps)
         for frame in frames:
+            if limit > 0 and self._episode_frames >= limit:
+                break
             if self._queued_frames >= self.config.max_queued_frames:
                 self._overruns += 1
                 continue

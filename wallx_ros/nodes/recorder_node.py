@@ -4,12 +4,15 @@ Data flow: subscriptions (same camera/joint conventions as the policy node, plus
 push stamped samples into ``dataset.recording.Recorder`` -> fixed-fps frames aligned by header stamp
 (``core.frame_alignment``) -> the writer thread (``dataset.writer.DatasetWriter``: LeRobot's own
 ``create / add_frame / save_episode / finalize``). Services ``~/start_episode``, ``~/stop_episode``
-(save) and ``~/discard_episode`` (std_srvs/Trigger); progress in the log and on ``/diagnostics``.
+(save) and ``~/discard_episode`` (std_srvs/Trigger), or ``autostart`` (record continuously, episodes cut by
+``max_episode_s`` or ``~/stop_episode``); progress in the log and on ``/diagnostics``.
 SIGINT/SIGTERM save (or discard, ``on_shutdown``) the open episode and finalize the dataset.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +95,15 @@ class RecorderNode(Node):
         self.create_timer(period, self._publish_diagnostics, callback_group=timers)
         self._progress_every = float(self.get_parameter("progress_log_period_s").value)
         self._last_progress = 0.0
+        self._autostart = bool(self.get_parameter("autostart").value)
+        self._autostart_thread: threading.Thread | None = None
+        self._next_autostart = 0.0
+        self._closing = threading.Event()
         self.get_logger().info(
             f"ready: dataset {spec.root} ({spec.repo_id}, {spec.fps} fps, {'videos' if spec.use_videos else 'images'}"
             f"), cameras {list(self.config.cameras)} ({self._transport}), joints {list(spec.state_names)}, action "
-            f"{self.resolve_topic_name(self._action_topic)} ({self._action_type}); call ~/start_episode")
+            f"{self.resolve_topic_name(self._action_topic)} ({self._action_type}); "
+            + ("autostart: recording continuously" if self._autostart else "call ~/start_episode"))
 
     # -- parameters --------------------------------------------------------------------------------------
     def _read_parameters(self) -> tuple[RecorderConfig, str, str, str]:
@@ -121,6 +129,8 @@ class RecorderNode(Node):
         _declare(self, "image_writer_threads", 4, "threads writing the PNG frames LeRobot encodes at save")
         _declare(self, "min_free_mb", 500.0, "refuse to record when the dataset disk has less free space")
         _declare(self, "max_episode_s", 0.0, "save an episode automatically after this long (0: never)")
+        _declare(self, "autostart", False, "record continuously: start an episode as soon as every stream is there "
+                 "and the next one after each save or discard")
         _declare(self, "max_queued_frames", 90, "frames waiting for the writer before new ones are dropped")
         _declare(self, "on_shutdown", "save", "what SIGINT/SIGTERM does with an open episode: save or discard")
         _declare(self, "diagnostics_period_s", 1.0, "period of /diagnostics")
@@ -238,6 +248,7 @@ class RecorderNode(Node):
     def _tick(self) -> None:
         now = self._now_ns()
         self.recorder.tick(now)
+        self._maybe_autostart()
         if self._progress_every > 0 and now * 1e-9 - self._last_progress >= self._progress_every:
             status = self.recorder.status()
             if status.state == "recording":
@@ -245,6 +256,26 @@ class RecorderNode(Node):
                 self.get_logger().info(
                     f"episode {status.episode_index}: {status.episode_frames} frames ({status.episode_s:.1f} s), "
                     f"{status.dropped} dropped, {status.overruns} overruns, {status.episodes} saved so far")
+
+    def _maybe_autostart(self) -> None:
+        """autostart: open the next episode in a thread (start waits for the cameras) when the recorder is idle."""
+        if not self._autostart or self._closing.is_set() or time.monotonic() < self._next_autostart:
+            return
+        if self._autostart_thread is not None and self._autostart_thread.is_alive():
+            return
+        if self.recorder.status().state != "idle":
+            return
+        self._next_autostart = time.monotonic() + 2.0  # retry pace when a start fails (no instruction, no camera)
+
+        def start() -> None:
+            if self._closing.is_set():
+                return
+            ok, message = self.recorder.start(self._instruction, self._now_ns())
+            if not ok:
+                self.get_logger().warning(f"autostart: {message}", throttle_duration_sec=10.0)
+
+        self._autostart_thread = threading.Thread(target=start, name="wallx_recorder_autostart", daemon=True)
+        self._autostart_thread.start()
 
     def _publish_diagnostics(self) -> None:
         status = self.recorder.status()
@@ -281,6 +312,9 @@ class RecorderNode(Node):
 
     def shutdown(self) -> None:
         """Save or discard an open episode (``on_shutdown``), finalize, stop the writer thread."""
+        self._closing.set()
+        if self._autostart_thread is not None:
+            self._autostart_thread.join(timeout=30)  # a start in progress opens its episode first, then it is closed
         message = self.recorder.close(self._on_shutdown == "save", self._now_ns())
         if message:
             self.get_logger().info(f"shutdown: {message}")
