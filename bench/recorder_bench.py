@@ -195,14 +195,14 @@ def run(codec: str, seconds: float, workdir: Path, diagnostics: Diagnostics, siz
         pub.stdin.write("go\n")
         pub.stdin.flush()
         time.sleep(1.0)  # cameras flowing before the episode starts
-        received0 = diagnostics.samples()
+        received0, t_r0 = diagnostics.samples(), time.monotonic()
         start_answer = call("start_episode") if codec != "idle" else "(idle baseline: no episode)"
         cpu0, io0, t0 = proc.cpu_times(), proc.io_counters(), time.monotonic()
         time.sleep(seconds)
         cpu1, io1, t1 = proc.cpu_times(), proc.io_counters(), time.monotonic()
         stop_answer = call("stop_episode") if codec != "idle" else ""
         t_stop = time.monotonic()
-        received1 = diagnostics.samples()
+        received1, t_r1 = diagnostics.samples(), time.monotonic()
         counts_line = pub.stdout.readline().strip()
         pub.wait(30)
     finally:
@@ -224,6 +224,8 @@ def run(codec: str, seconds: float, workdir: Path, diagnostics: Diagnostics, siz
                                  "start": start_answer, "stop": stop_answer,
                                  "episode_wall_s": round(t1 - t0, 2), "stop_call_s": round(t_stop - t1, 2),
                                  "received_during_episode": received,
+                                 # counted from before the start call to after the stop call (its watermark wait)
+                                 "received_window_s": round(t_r1 - t_r0, 2),
                                  "published": {k: int(v) for k, v in published.items()},
                                  "recorder_cpu_cores": round(((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system))
                                                              / wall, 2),
@@ -285,8 +287,9 @@ def main() -> int:
         else:
             saved, dropped = "-", "-" if r["codec"] == "idle" else f"episode failed: {r['stop'][:90]}"
         holes = ", ".join(f"{k[5:].replace('_fn', '')} {v}" for k, v in r["published"].items() if k.startswith("gaps_"))
-        lines.append(f"| {r['codec']} | {saved} | {dropped} | {holes or 'none'} | {got} in {r['episode_wall_s']} s "
-                     f"({got / max(1e-9, float(r['episode_wall_s'])) / len(CAMERAS):.1f} Hz per camera) | "
+        window = float(r.get("received_window_s", r["episode_wall_s"]))  # older results: episode time only
+        lines.append(f"| {r['codec']} | {saved} | {dropped} | {holes or 'none'} | {got} in {window} s "
+                     f"({got / max(1e-9, window) / len(CAMERAS):.1f} Hz per camera) | "
                      f"{r['recorder_cpu_cores']} | {r['disk_write_mb_s']} | {r.get('encode_s', '-')} | "
                      f"{r.get('commit_s', '-')} | {r['dataset_mb']} |")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
