@@ -227,7 +227,8 @@ def test_dataset_reads_back_equal_to_what_was_published(recorded_dataset: Record
 def test_lerobot_training_on_the_recording_gives_a_checkpoint_the_policy_node_loads(
         recorded_dataset: Recording, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A few steps of LeRobot's own training loop (lerobot_train.main via wallx-ros-train) on CPU, offline,
-    fine-tuning the tiny WallX on the DDS recording; the checkpoint then loads through load_backend."""
+    fine-tuning the tiny WallX on the DDS recording; the checkpoint then loads through load_backend and in the
+    policy node."""
     import json
     import subprocess
     import sys
@@ -270,6 +271,15 @@ def test_lerobot_training_on_the_recording_gives_a_checkpoint_the_policy_node_lo
         images={c: np.full((H, W, 3), 100, np.uint8) for c in DEFAULT_CAMERAS},
         state=joints_of(10), instruction=TASK, stamp_ns=0))
     assert chunk.actions.shape == (32, len(ALOHA_JOINTS)) and np.all(np.isfinite(chunk.actions))
+
+    # and the policy node itself loads it, runs its warm-up inference and starts control
+    params = {"checkpoint_dir": str(policy_dir), "allow_random_weights": True, "num_threads": 1, "seed": 0,
+              "instruction": TASK}
+    with running_node("wallx_ros.nodes.policy_node", "wallx_policy", params, tmp_path) as node:
+        assert wait_until(lambda: "active: control started" in node.output() or not node.alive(), 300), \
+            node.output()[-3000:]
+        assert node.alive() and "warm-up inference took" in node.output(), node.output()[-3000:]
+        assert node.stop(timeout_s=60) == 0, node.output()[-3000:]
 
 
 def test_robot_mapping_cli_on_the_recording(recorded_dataset: Recording, tmp_path: Path) -> None:
