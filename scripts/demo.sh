@@ -79,6 +79,9 @@ if $setup; then bash scripts/setup.sh; fi
 source scripts/env.sh
 out=${out:-$root/.cache/demo/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
+# a node's output to the terminal and a log file; tee ignores Ctrl-C (the terminal sends it to every process of
+# the group), so the nodes' last lines (the recorder saving the open episode) still reach both
+log_to() { trap '' INT; exec tee "$1"; }
 names=()   # node of each pid, for the messages
 pids=()
 if $record; then
@@ -98,13 +101,13 @@ if $record; then
     -p use_sim_time:=true -p root:="$dataset" -p repo_id:="$repo_id" -p fps:="$fps" -p robot_type:=aloha \
     -p joint_names:="$joints" -p instruction:="$instruction" -p autostart:=true -p max_episode_s:="$episode_s" \
     -p max_age_s:="$max_age" -p progress_log_period_s:=10.0 ${policy_args[@]+"${policy_args[@]}"} \
-    > >(tee "$out/recorder.log") 2>&1 &
+    > >(log_to "$out/recorder.log") 2>&1 &
   pids+=($!); names+=(recorder_node)
   teleop_in=/dev/null
   if [ "$teleop_mode" = keyboard ]; then teleop_in=/dev/tty; fi
   python -m wallx_ros.nodes.teleop_node --ros-args --params-file "$root/config/teleop.yaml" \
     -p use_sim_time:=true -p mode:="$teleop_mode" -p joint_names:="$joints" \
-    -r "~/joint_trajectory:=/arm_controller/joint_trajectory" ${teleop_args[@]+"${teleop_args[@]}"} < "$teleop_in" > >(tee "$out/teleop.log") 2>&1 &
+    -r "~/joint_trajectory:=/arm_controller/joint_trajectory" ${teleop_args[@]+"${teleop_args[@]}"} < "$teleop_in" > >(log_to "$out/teleop.log") 2>&1 &
   pids+=($!); names+=(teleop_node)
 else
   # --- sim + policy in closed loop ------------------------------------------------------------------------
@@ -132,11 +135,11 @@ for src, dst in (yaml.safe_load(open(sys.argv[1]))["remappings"] or {}).items():
   echo "[demo] ROS_DOMAIN_ID=$ROS_DOMAIN_ID, discovery $ROS_AUTOMATIC_DISCOVERY_RANGE; Ctrl-C stops"
   python -m wallx_ros.nodes.sim_node --ros-args --params-file "$root/config/sim.yaml" \
     -p real_time_factor:="$rtf" -p run_log:="$out/run.jsonl" -p log_status:=true ${sim_args[@]+"${sim_args[@]}"} \
-    > >(tee "$out/sim.log") 2>&1 &
+    > >(log_to "$out/sim.log") 2>&1 &
   pids+=($!); names+=(sim_node)
   python -m wallx_ros.nodes.policy_node --ros-args --params-file "$root/config/policy.yaml" \
     -p checkpoint_dir:="$checkpoint" -p device:="$device" -p use_sim_time:=true "${extra[@]}" "${remaps[@]}" \
-    ${policy_args[@]+"${policy_args[@]}"} > >(tee "$out/policy.log") 2>&1 &
+    ${policy_args[@]+"${policy_args[@]}"} > >(log_to "$out/policy.log") 2>&1 &
   pids+=($!); names+=(policy_node)
 fi
 

@@ -9,6 +9,7 @@ LeRobotDataset.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import threading
@@ -55,7 +56,7 @@ def test_demo_record_variant_collects_a_dataset_lerobot_loads(ros: RosTestNode, 
            "--", "-p", "diagnostics_period_s:=0.5"]
     console = open(tmp_path / "demo_console.log", "w")  # noqa: SIM115 - closed below
     demo = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=subprocess_env(SIM_ENV), cwd=tmp_path)
+                            env=subprocess_env(SIM_ENV), cwd=tmp_path, start_new_session=True)
     stop = threading.Event()
 
     def logs() -> str:
@@ -86,14 +87,16 @@ def test_demo_record_variant_collects_a_dataset_lerobot_loads(ros: RosTestNode, 
                                    and int(_recorder_status(diags).get("episode_frames", "0")) >= 5)
                           or demo.poll() is not None, 180), logs()
         assert demo.poll() is None, logs()
-        demo.send_signal(signal.SIGINT)  # Ctrl-C: the recorder saves the open episode and finalizes
+        # Ctrl-C in a terminal: SIGINT to every process of the group (script, nodes, tee); the recorder saves the
+        # open episode and finalizes, and its last lines still reach the log
+        os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(120) == 0, logs()
     finally:
         stop.set()
         if leader is not None:
             leader.join(5)
         if demo.poll() is None:
-            demo.kill()
+            os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(10)
         console.close()
     console_log = logs()
@@ -129,3 +132,10 @@ def test_demo_record_variant_collects_a_dataset_lerobot_loads(ros: RosTestNode, 
         image = item[f"observation.images.{cam}"]
         assert tuple(image.shape) == (3, H, W)
         assert float(image.std()) > 0.02, f"{cam}: a rendered scene, not a blank frame"
+
+
+def test_keyboard_teleop_without_a_terminal_is_refused_with_the_alternatives() -> None:
+    run = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "demo.sh"), "--record", "--no-setup"],
+                         capture_output=True, text=True, env=subprocess_env(), stdin=subprocess.DEVNULL, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert "needs a terminal" in run.stderr and "--teleop joy | leader" in run.stderr, run.stderr
