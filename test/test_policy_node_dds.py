@@ -111,6 +111,7 @@ def test_configure_loads_the_model_and_an_inactive_node_publishes_nothing(harnes
     h = harness
     assert h.lifecycle(Transition.TRANSITION_CONFIGURE), h.proc.output()[-3000:]
     assert h.state() == "inactive"
+    assert "engine fast_flow" in h.proc.output(), "engine=auto should pick fast_flow for the tiny flow checkpoint"
     assert h.driver.wait_for_node()
     for _ in range(10):
         h.driver.publish_inputs()
