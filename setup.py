@@ -17,6 +17,10 @@ PACKAGE = "wallx_ros"
 # executable name -> "module:function". Every node and CLI is a console script AND a ROS executable.
 EXECUTABLES = {
     "policy_node": "wallx_ros.nodes.policy_node:main",
+    "recorder_node": "wallx_ros.nodes.recorder_node:main",
+    "teleop_node": "wallx_ros.nodes.teleop_node:main",
+    "wallx-ros-train": "wallx_ros.cli.train:main",
+    "wallx-ros-robot-mapping": "wallx_ros.cli.robot_mapping:main",
     "image_compressor": "wallx_ros.nodes.image_compressor:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
     "wallx-ros-fastdds-profile": "wallx_ros.cli.fastdds_profile:main",

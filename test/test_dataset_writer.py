@@ -48,9 +48,28 @@ def _check_episodes(root: Path, episodes: list[int]) -> None:
             assert item["task"] == f"task {ep % 2}"
 
 
-def _run_child(root: Path, mode: str, kill_ep: int, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(CHILD), str(root), mode, str(kill_ep)], capture_output=True,
-                          text=True, timeout=timeout, env=subprocess_env(), cwd=str(REPO_ROOT))
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Every crash scenario runs in its own child process, all at once (each pays the LeRobot import)."""
+    base = tmp_path_factory.mktemp("crash")
+    runs = {name: (base / name / "ds", [sys.executable, str(CHILD), str(base / name / "ds"), mode, kill_ep])
+            for name, mode, kill_ep in (("plain", "plain_lerobot", "1"),
+                                        ("after_save_episode", "after_save_episode", "2"),
+                                        ("before_commit", "before_commit", "2"))}
+    if shutil.which("unshare") and shutil.which("mount"):
+        mnt = base / "small"
+        mnt.mkdir()
+        script = f"mount -t tmpfs -o size=3m tmpfs {mnt} && exec {sys.executable} {CHILD} {mnt / 'ds'} disk_full 0"
+        runs["disk_full"] = (mnt / "ds", ["unshare", "-rm", "sh", "-c", script])
+    for root, _ in runs.values():
+        root.parent.mkdir(parents=True, exist_ok=True)
+    procs = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=subprocess_env(), cwd=str(REPO_ROOT)) for name, (_, cmd) in runs.items()}
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        out[name] = (runs[name][0], subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return out
 
 
 def test_round_trip_resume_discard_and_names(tmp_path: Path) -> None:
@@ -108,11 +127,10 @@ def test_bad_frames_and_settings_are_refused_with_reasons(tmp_path: Path) -> Non
                     action_names=("a",))
 
 
-def test_plain_lerobot_loses_saved_episodes_on_kill_before_finalize(tmp_path: Path) -> None:
+def test_plain_lerobot_loses_saved_episodes_on_kill_before_finalize(crashed: dict) -> None:  # type: ignore[type-arg]
     """The trap this writer exists for (so the tests below can fail): LeRobot alone, SIGKILL after
     save_episode of episode 1 but before finalize, leaves a folder LeRobot cannot load at all."""
-    root = tmp_path / "plain"
-    run = _run_child(root, "plain_lerobot", 1)
+    root, run = crashed["plain"]
     assert run.returncode == -9 and "SAVED 1" in run.stdout, run.stderr[-2000:]
     with pytest.raises(Exception):  # noqa: B017 - any failure to load proves the point
         ds = lerobot_compat.load_dataset("local/crash", root)
@@ -120,9 +138,8 @@ def test_plain_lerobot_loses_saved_episodes_on_kill_before_finalize(tmp_path: Pa
 
 
 @pytest.mark.parametrize("mode", ["after_save_episode", "before_commit"])
-def test_sigkill_loses_only_the_episode_in_progress(tmp_path: Path, mode: str) -> None:
-    root = tmp_path / "ds"
-    run = _run_child(root, mode, 2)  # episodes 0 and 1 saved, killed while saving episode 2
+def test_sigkill_loses_only_the_episode_in_progress(crashed: dict, mode: str) -> None:  # type: ignore[type-arg]
+    root, run = crashed[mode]  # episodes 0 and 1 saved, killed while saving episode 2
     assert run.returncode == -9, f"child was not killed: {run.stdout[-500:]} {run.stderr[-2000:]}"
     assert "SAVED 1" in run.stdout and "SAVED 2" not in run.stdout
     with DatasetWriter(spec_for(root)) as w:
@@ -136,18 +153,12 @@ def test_sigkill_loses_only_the_episode_in_progress(tmp_path: Path, mode: str) -
     _check_episodes(root, [0, 1, 2])
 
 
-def test_full_disk_is_an_error_and_the_writer_goes_on_once_space_is_free(tmp_path: Path) -> None:
-    if shutil.which("unshare") is None or shutil.which("mount") is None:
+def test_full_disk_is_an_error_and_the_writer_goes_on_once_space_is_free(crashed: dict) -> None:  # type: ignore[type-arg]
+    if "disk_full" not in crashed:
         pytest.skip("needs unshare + mount (util-linux) to make a small private tmpfs")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {mnt}"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs in a private mount namespace here: {probe.stderr.strip()}")
-    script = (f"mount -t tmpfs -o size=3m tmpfs {mnt} && exec {sys.executable} {CHILD} {mnt / 'ds'} disk_full 0")
-    run = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=240,
-                         env=subprocess_env(), cwd=str(REPO_ROOT))
+    _, run = crashed["disk_full"]
+    if "mount:" in run.stderr and "REPORT" not in run.stdout:
+        pytest.skip(f"cannot mount a tmpfs in a private mount namespace here: {run.stderr.strip()[-300:]}")
     line = next((x for x in run.stdout.splitlines() if x.startswith("REPORT ")), None)
     assert line, f"no report: rc {run.returncode}\n{run.stdout[-1500:]}\n{run.stderr[-3000:]}"
     report = json.loads(line[len("REPORT "):])
@@ -160,3 +171,13 @@ def test_full_disk_is_an_error_and_the_writer_goes_on_once_space_is_free(tmp_pat
 
 def test_state_folder_is_a_hidden_sibling(tmp_path: Path) -> None:
     assert state_dir_for(tmp_path / "ds") == tmp_path / ".ds.wallx_ros"
+
+
+def test_streaming_encoding_round_trip(tmp_path: Path) -> None:
+    """LeRobot's streaming encoder (videos encoded while recording, no PNG frames) through the same writer."""
+    root = tmp_path / "ds"
+    with DatasetWriter(spec_for(root, streaming_encoding=True)) as w:
+        _write(w, 0)
+        assert not (root / "images").exists(), "streaming encoding should write no PNG frames"
+        w.save_episode()
+    _check_episodes(root, [0])

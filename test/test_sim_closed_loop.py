@@ -192,7 +192,7 @@ def test_demo_runs_policy_and_sim_in_closed_loop(ros: RosTestNode, tiny_checkpoi
             demo.wait(10)
         console.close()
     console_log = (tmp_path / "demo_console.log").read_text()
-    assert "sim_node exited with 0, policy_node with 0" in console_log, console_log[-3000:]
+    assert "exit codes: sim_node 0 policy_node 0" in console_log, console_log[-3000:]
     for name in ("latency_histograms.png", "trajectories.png"):
         assert (out / "plots" / name).stat().st_size > 10_000, console_log[-3000:]
 
@@ -269,9 +269,3 @@ def _check_topic_sets(ros: RosTestNode, embedded_remaps: dict[str, str]) -> None
         unknown = set(remaps) - policy_names
         assert not unknown, f"topics_{name}.yaml remaps topics no wallx_ros node uses: {unknown}"
         assert remaps["/wallx_policy/joint_trajectory"] == TRAJECTORY_TOPIC
-
-
-def test_demo_record_variant_is_marked_pending() -> None:
-    run = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "demo.sh"), "--record", "--no-setup"],
-                         capture_output=True, text=True, env=subprocess_env(), timeout=60)
-    assert run.returncode == 2 and "recorder and teleop nodes" in run.stderr, run.stderr

@@ -14,6 +14,7 @@ __all__ = [
     "NonMonotonicStampError",
     "RobotMappingError",
     "StreamSyncError",
+    "TeleopError",
     "TransportTimingError",
     "UrdfError",
 ]
@@ -63,6 +64,10 @@ class NonMonotonicStampError(CoreError):
             f"(by {(previous_ns - stamp_ns) / 1e6:.3f} ms); stamps must strictly increase per stream. "
             "Check the publisher's clock (use_sim_time, a reset simulation, a replayed bag) or its header.stamp"
         )
+
+
+class TeleopError(CoreError, ValueError):
+    """Invalid teleoperation settings or input (joint names, speed limits, non-finite values)."""
 
 
 class StreamSyncError(CoreError):

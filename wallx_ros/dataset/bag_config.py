@@ -183,6 +183,8 @@ class BagConversionConfig:
 # Recorder parameters that mean nothing offline (live queueing, services, logging).
 _RECORDER_ONLY = frozenset({
     "max_episode_s", "max_queued_frames", "on_shutdown", "diagnostics_period_s", "progress_log_period_s",
+    "encoder_queue_frames",  # offline the converter waits on the encoder backlog instead
+    "autostart",
     "use_sim_time",
 })
 

@@ -60,6 +60,7 @@ class DatasetSpec:
     image_writer_threads: threads writing the per-frame PNGs that LeRobot encodes at save time.
     streaming_encoding: encode video while recording instead of at save (LeRobot option; it drops
         frames when the encoder falls behind, which the writer detects and reports as an error).
+    encoder_queue_frames: streaming: frames per camera the encoder may lag behind before it drops.
     min_free_mb: refuse frames when the disk holding ``root`` has less free space than this.
     """
 
@@ -74,6 +75,7 @@ class DatasetSpec:
     video_codec: str = "libsvtav1"
     image_writer_threads: int = 4
     streaming_encoding: bool = False
+    encoder_queue_frames: int = 90
     min_free_mb: float = 200.0
 
     def __post_init__(self) -> None:
@@ -98,6 +100,8 @@ class DatasetSpec:
             raise DatasetSpecError(f"video_codec must be one of {VIDEO_CODECS}, got {self.video_codec!r}")
         if self.image_writer_threads < 0:
             raise DatasetSpecError(f"image_writer_threads must be >= 0, got {self.image_writer_threads}")
+        if self.encoder_queue_frames < 1:
+            raise DatasetSpecError(f"encoder_queue_frames must be >= 1, got {self.encoder_queue_frames}")
         if self.streaming_encoding and not self.use_videos:
             raise DatasetSpecError("streaming_encoding needs use_videos")
         if not (math.isfinite(self.min_free_mb) and self.min_free_mb >= 0):

@@ -120,7 +120,8 @@ class DatasetWriter:
                 self._ds = lerobot_compat.create_dataset(
                     repo_id=spec.repo_id, root=spec.root, fps=spec.fps, features=spec.features(),
                     robot_type=spec.robot_type, use_videos=spec.use_videos, vcodec=self._vcodec(),
-                    image_writer_threads=spec.image_writer_threads, streaming_encoding=spec.streaming_encoding)
+                    image_writer_threads=spec.image_writer_threads, streaming_encoding=spec.streaming_encoding,
+                    encoder_queue_frames=spec.encoder_queue_frames)
                 self._journal.commit(0, 0)
             except OSError as err:
                 raise DatasetWriteError(f"cannot create dataset {spec.root}: {err}") from err
@@ -149,7 +150,7 @@ class DatasetWriter:
             ds = lerobot_compat.open_dataset(
                 repo_id=spec.repo_id, root=spec.root, vcodec=self._vcodec(),
                 image_writer_threads=spec.image_writer_threads, streaming_encoding=spec.streaming_encoding,
-                cache_dir=self._journal.cache_dir)
+                encoder_queue_frames=spec.encoder_queue_frames, cache_dir=self._journal.cache_dir)
         except OSError as err:
             raise DatasetWriteError(f"cannot open dataset {spec.root}: {err}") from err
         except Exception as err:  # LeRobot / datasets raise many types for a folder they cannot load

@@ -28,11 +28,13 @@ __all__ = [
     "load_dataset",
     "load_policy_processors",
     "open_dataset",
+    "preload_dataset_api",
     "prepare_runtime",
     "preprocessor_passes_images_through",
     "prompt_token_room",
     "quiet_stdout",
     "registered_processor_steps",
+    "run_lerobot_train",
     "save_episode",
     "streaming_backlog",
     "streaming_dropped_frames",
@@ -299,7 +301,13 @@ def _dataset_class() -> Any:
     return LeRobotDataset
 
 
-def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -> dict[str, Any]:
+def preload_dataset_api() -> None:
+    """Import LeRobot's dataset stack now (seconds) rather than at the first episode."""
+    _dataset_class()
+
+
+def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool,
+                    encoder_queue_frames: int = 0) -> dict[str, Any]:
     """Video-encoder keyword arguments as this LeRobot's ``create``/``__init__`` spells them."""
     import inspect
 
@@ -318,17 +326,19 @@ def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -
         if "streaming_encoding" not in params:
             raise TypeError(f"this LeRobot ({lerobot_version()}) has no streaming video encoding")
         kwargs["streaming_encoding"] = True
+        if encoder_queue_frames and "encoder_queue_maxsize" in params:
+            kwargs["encoder_queue_maxsize"] = encoder_queue_frames
     return kwargs
 
 
 def create_dataset(*, repo_id: str, root: Path, fps: int, features: dict[str, Any], robot_type: str,
                    use_videos: bool, vcodec: str | None = None, image_writer_threads: int = 0,
-                   streaming_encoding: bool = False) -> Any:
+                   streaming_encoding: bool = False, encoder_queue_frames: int = 0) -> Any:
     """``LeRobotDataset.create`` (``root`` must not exist yet)."""
     cls = _dataset_class()
     return cls.create(repo_id=repo_id, fps=fps, features=features, root=root, robot_type=robot_type,
                       use_videos=use_videos, image_writer_threads=image_writer_threads,
-                      **_encoder_kwargs(cls.create, vcodec, streaming_encoding))
+                      **_encoder_kwargs(cls.create, vcodec, streaming_encoding, encoder_queue_frames))
 
 
 @contextlib.contextmanager
@@ -348,12 +358,14 @@ def _datasets_cache(cache_dir: Path | None) -> Any:
 
 
 def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_writer_threads: int = 0,
-                 streaming_encoding: bool = False, cache_dir: Path | None = None) -> Any:
+                 streaming_encoding: bool = False, encoder_queue_frames: int = 0,
+                 cache_dir: Path | None = None) -> Any:
     """An existing local dataset opened to append episodes (LeRobot's resume path: new episodes go to new
     data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load."""
     cls = _dataset_class()
     with _datasets_cache(cache_dir):
-        ds = cls(repo_id, root=root, **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding))
+        ds = cls(repo_id, root=root,
+                 **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding, encoder_queue_frames))
     if image_writer_threads:
         ds.start_image_writer(num_processes=0, num_threads=image_writer_threads)
     return ds
@@ -389,6 +401,25 @@ def streaming_dropped_frames(dataset: Any) -> int:
     behind, and the video then no longer matches the data). 0 without streaming encoding."""
     encoder = getattr(dataset, "_streaming_encoder", None)
     return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
+
+
+def run_lerobot_train(argv: list[str]) -> None:
+    """LeRobot's training entry point (what ``lerobot-train ARGS`` runs), in this process, after two
+    fixes the stock console script lacks: ``prepare_runtime`` (it cannot start on CPU-only torch with
+    PyPI torchvision: ``operator torchvision::nms does not exist``) and importing the wall_x stack,
+    whose saved processor steps are not registered otherwise (``--policy.path=<wall_x checkpoint>``
+    fails with "Processor step 'wall_x_task_processor' not found in registry")."""
+    import sys
+
+    api()
+    from lerobot.scripts import lerobot_train
+
+    saved = sys.argv
+    sys.argv = ["lerobot-train", *argv]
+    try:
+        lerobot_train.main()
+    finally:
+        sys.argv = saved
 
 
 def streaming_backlog(dataset: Any) -> int:
