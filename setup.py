@@ -18,6 +18,7 @@ PACKAGE = "wallx_ros"
 EXECUTABLES = {
     "policy_node": "wallx_ros.nodes.policy_node:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
+    "wallx-ros-convert-checkpoint": "wallx_ros.cli.convert_checkpoint:main",
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from ros_harness import REPO_ROOT, subprocess_env
 
-EXECUTABLES = ("policy_node", "wallx-ros-make-test-checkpoint")
+EXECUTABLES = ("policy_node", "wallx-ros-make-test-checkpoint", "wallx-ros-convert-checkpoint")
 SHARE_FILES = ("package.xml", "launch/policy.launch.py", "config/policy.yaml", "config/fastdds_loopback.xml")
 
 

@@ -1,30 +1,63 @@
 """The one module that imports LeRobot, and the place where LeRobot versions differ.
 
-Supported lines: LeRobot 0.4.4 (WALL-OSS's own pin; transformers 4.49) and 0.6.x (transformers 5).
-Everything else in wallx_ros goes through the functions here, so a new LeRobot line means editing
-this file only. Heavy imports happen on first use.
+Supported lines: LeRobot 0.4.4 (WALL-OSS's own pin; transformers 4.49, Python 3.11, the ``kilted`` stack)
+and 0.6.x (transformers 5.4-5.5, Python >= 3.12, the ``jazzy`` stack). Everything else in wallx_ros goes
+through the functions here, so a new LeRobot line means editing this file only. Heavy imports happen on
+first use. What differs, and where it is handled:
+
+====================================  ==========================  =====================================
+topic                                 0.4.4                       0.6.x
+====================================  ==========================  =====================================
+processor pipelines                   saved ``policy_*processor.json``, same loader (``load_policy_processors``)
+``preprocess_inputs``                 ``(batch)``                 ``(batch, *, compute_position_ids)``
+``LeRobotDataset.create`` codec       ``vcodec="..."``            ``rgb_encoder=RGBEncoderConfig(...)``
+backbone ``model.safetensors``        optional (warns)            required (raises ``OSError``)
+Qwen2.5-VL processor                  image processor             + video processor
+fast mode prompt                      Qwen ids 151644/77091       tokenised ``<|im_start|>assistant``
+fast mode ``generate``                works                       needs ``patch_fast_generation``
+video decoding backend                torchcodec (+ FFmpeg)       pyav (no system FFmpeg needed)
+====================================  ==========================  =====================================
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from wallx_ros.policy.errors import CheckpointError
+
 __all__ = [
+    "BACKBONE_WEIGHTS_FILENAME",
     "LeRobotApi",
     "api",
+    "backbone_weights_required",
+    "check_backbone_dir",
+    "create_dataset",
+    "fast_generation_patch_needed",
+    "fast_mode_needs_qwen_token_ids",
+    "installed_line",
     "lerobot_version",
     "load_policy_processors",
+    "make_qwen_processor",
+    "open_dataset",
+    "patch_fast_generation",
     "prepare_runtime",
+    "preprocess_inputs",
     "quiet_stdout",
+    "transformers_version",
+    "video_backend",
 ]
+
+BACKBONE_WEIGHTS_FILENAME = "model.safetensors"
 
 
 def prepare_runtime() -> None:
@@ -33,7 +66,8 @@ def prepare_runtime() -> None:
     * The hub is unreachable: force offline mode so nothing waits on network timeouts.
     * CPU torch + PyPI torchvision: torchvision's compiled ops link against CUDA torch and fail to load;
       ``import torchvision`` then dies on the missing ``torchvision::nms`` schema. Defining the schema
-      first lets its pure-Python parts (transforms, used by LeRobot) import.
+      first lets its pure-Python parts (transforms, used by LeRobot) import. CUDA torch builds (the
+      jazzy stack's torch 2.11) load torchvision's ops normally and get no shim.
     """
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
@@ -61,12 +95,26 @@ def _ensure_torchvision_importable() -> None:
 _KEEP_ALIVE: list[Any] = []
 
 
-@cache
-def lerobot_version() -> tuple[int, int, int]:
+def _dist_version(dist: str) -> tuple[int, int, int]:
     from importlib.metadata import version
 
-    parts = [*version("lerobot").split("+")[0].split("."), "0", "0"][:3]
+    parts = [*version(dist).split("+")[0].split("."), "0", "0"][:3]
     return tuple(int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts)  # type: ignore[return-value]
+
+
+@cache
+def lerobot_version() -> tuple[int, int, int]:
+    return _dist_version("lerobot")
+
+
+@cache
+def transformers_version() -> tuple[int, int, int]:
+    return _dist_version("transformers")
+
+
+def installed_line() -> str:
+    """The supported LeRobot line installed here: ``"0.4"`` or ``"0.6"`` (checkpoint formats follow it)."""
+    return "0.4" if lerobot_version() < (0, 5, 0) else "0.6"
 
 
 @dataclass(frozen=True)
@@ -90,18 +138,22 @@ class LeRobotApi:
 
 @cache
 def api() -> LeRobotApi:
-    """Import LeRobot's wall_x stack once (after ``prepare_runtime``)."""
+    """Import LeRobot's wall_x stack once (after ``prepare_runtime``; fast-mode generation fixed if needed)."""
     prepare_runtime()
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.wall_x import constant as wallx_constants
     from lerobot.policies.wall_x.configuration_wall_x import WallXConfig
     from lerobot.policies.wall_x.modeling_wall_x import Qwen2_5_VLMoEForAction, WallXPolicy
+
+    # importing the processor module registers 'wall_x_task_processor', which saved pipelines name
     from lerobot.policies.wall_x.processor_wall_x import make_wall_x_pre_post_processors
     from lerobot.policies.wall_x.qwen_model.configuration_qwen2_5_vl import Qwen2_5_VLConfig
     from lerobot.processor import PolicyProcessorPipeline
     from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
 
+    if fast_generation_patch_needed():
+        _patch_prepare_inputs_for_generation(Qwen2_5_VLMoEForAction)
     return LeRobotApi(
         version=lerobot_version(),
         PreTrainedConfig=PreTrainedConfig,
@@ -120,7 +172,11 @@ def api() -> LeRobotApi:
 
 
 def load_policy_processors(policy_dir: Path, device: str) -> tuple[Any, Any]:
-    """LeRobot's saved pre/post-processor pipelines of a policy folder, preprocessor moved to ``device``."""
+    """LeRobot's saved pre/post-processor pipelines of a policy folder, preprocessor moved to ``device``.
+
+    Same files and loader on both lines (0.6 builds the steps with ``make_default_policy_processor_steps``
+    but saves and reads the same ``policy_preprocessor.json`` / ``policy_postprocessor.json``).
+    """
     lr = api()
     pre = lr.PolicyProcessorPipeline.from_pretrained(
         str(policy_dir), config_filename="policy_preprocessor.json",
@@ -133,11 +189,31 @@ def load_policy_processors(policy_dir: Path, device: str) -> tuple[Any, Any]:
     return pre, post
 
 
+def preprocess_inputs(policy: Any, batch: dict[str, Any]) -> Any:
+    """``WallXPolicy.preprocess_inputs``: model inputs (token ids, pixels, masks) of a preprocessed batch.
+
+    0.6 added a keyword ``compute_position_ids`` (default False: positions are computed in the forward,
+    as 0.4.4 always did); the call below means the same on both lines.
+    """
+    return policy.preprocess_inputs(batch)
+
+
 def make_qwen_processor(image_processor_kwargs: dict[str, Any], tokenizer: Any) -> Any:
-    """A Qwen2.5-VL processor (image processor + tokenizer) as this transformers version wants it."""
+    """A Qwen2.5-VL processor (image processor + tokenizer) as this transformers version wants it.
+
+    transformers 5 requires a video processor as well and saves everything as ``processor_config.json``;
+    4.49 saves the image processor as ``preprocessor_config.json``.
+    """
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
 
-    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**image_processor_kwargs), tokenizer=tokenizer)
+    extra: dict[str, Any] = {}
+    if transformers_version() >= (5, 0, 0):
+        from transformers import Qwen2VLVideoProcessor  # type: ignore[attr-defined, unused-ignore]
+
+        extra["video_processor"] = Qwen2VLVideoProcessor()
+    image_processor = Qwen2VLImageProcessor(**image_processor_kwargs)
+    return Qwen2_5_VLProcessor(  # type: ignore[no-untyped-call, unused-ignore]
+        image_processor=image_processor, tokenizer=tokenizer, **extra)
 
 
 class _Capture(io.StringIO):
@@ -145,7 +221,7 @@ class _Capture(io.StringIO):
 
 
 @contextlib.contextmanager
-def quiet_stdout() -> Any:
+def quiet_stdout() -> Iterator[io.StringIO]:
     """Capture LeRobot's ``print`` output (it prints load progress and load failures); yields the buffer."""
     buf = _Capture()
     with contextlib.redirect_stdout(buf):
@@ -153,5 +229,104 @@ def quiet_stdout() -> Any:
 
 
 def fast_mode_needs_qwen_token_ids() -> bool:
-    """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]."""
+    """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]; 0.6 tokenises it."""
     return lerobot_version() < (0, 5, 0)
+
+
+# -- the backbone model.safetensors rule ------------------------------------------------------------------
+def backbone_weights_required() -> bool:
+    """0.6 raises when the backbone folder has no ``model.safetensors``; 0.4.4 warned and kept random init.
+
+    A policy folder's own ``model.safetensors`` holds every weight, so an EMPTY backbone file is enough
+    (nothing is loaded from it). The tiny checkpoint and ``wallx-ros-convert-checkpoint --to 0.6`` write one.
+    """
+    return lerobot_version() >= (0, 5, 0)
+
+
+def check_backbone_dir(backbone_dir: Path) -> None:
+    """Raise a CheckpointError saying how to fix a backbone folder this LeRobot line cannot load."""
+    weights = backbone_dir / BACKBONE_WEIGHTS_FILENAME
+    if backbone_weights_required() and not weights.is_file():
+        raise CheckpointError(
+            f"{weights} is missing: LeRobot {'.'.join(map(str, lerobot_version()))} refuses a WALL-OSS backbone "
+            "folder without model.safetensors (0.4.4 accepted it). If the policy folder was written by LeRobot "
+            "0.4.x, convert it: wallx-ros-convert-checkpoint SRC DST --to 0.6"
+        )
+
+
+# -- fast mode: transformers >= 5.4 generate() and LeRobot 0.6's prepare_inputs_for_generation -------------
+def fast_generation_patch_needed() -> bool:
+    """True where stock fast mode fails: LeRobot 0.6's ``prepare_inputs_for_generation`` indexes
+    ``cache_position``, which transformers >= 5.4's ``generate`` no longer passes (TypeError on None).
+    LeRobot 0.4.4 with transformers 4.49 passes it and is left alone."""
+    return lerobot_version() >= (0, 5, 0) and transformers_version() >= (5, 4, 0)
+
+
+def patch_fast_generation() -> bool:
+    """Apply the fast-mode generation fix if this version pair needs it (idempotent); return whether it is on."""
+    if not fast_generation_patch_needed():
+        return False
+    _patch_prepare_inputs_for_generation(api().Qwen2_5_VLMoEForAction)
+    return True
+
+
+def _patch_prepare_inputs_for_generation(model_cls: Any) -> None:
+    original = model_cls.prepare_inputs_for_generation
+    if getattr(original, "_wallx_ros_cache_position", False):
+        return
+
+    @functools.wraps(original)  # keep the signature: generate() validates model kwargs against it
+    def prepare_inputs_for_generation(self: Any, input_ids: Any, past_key_values: Any = None, *args: Any,
+                                      cache_position: Any = None, **kwargs: Any) -> Any:
+        if cache_position is None:
+            import torch
+
+            cached = int(past_key_values.get_seq_length()) if past_key_values is not None else 0
+            length = int(input_ids.shape[1])
+            # Positions of the tokens not yet in the cache. generate() hands over either the full sequence
+            # (prompt + generated so far: cached..length-1) or only the new tokens (cached..cached+length-1).
+            end = length if length > cached else cached + length
+            cache_position = torch.arange(cached, end, device=input_ids.device)
+        return original(self, input_ids, past_key_values, *args, cache_position=cache_position, **kwargs)
+
+    prepare_inputs_for_generation._wallx_ros_cache_position = True  # type: ignore[attr-defined]
+    model_cls.prepare_inputs_for_generation = prepare_inputs_for_generation
+
+
+# -- datasets ------------------------------------------------------------------------------------------
+def video_backend() -> str:
+    """The video decoding backend that works on CPU with this line.
+
+    0.4.4: ``torchcodec`` (0.13, needs the system FFmpeg libraries; its ``pyav`` path is broken with
+    torchvision >= 0.26). 0.6: ``pyav`` (PyAV's own bundled FFmpeg, no system libraries needed).
+    """
+    return "torchcodec" if lerobot_version() < (0, 5, 0) else "pyav"
+
+
+def create_dataset(repo_id: str, root: str | Path, fps: int, features: dict[str, Any], robot_type: str | None = None,
+                   use_videos: bool = True, vcodec: str | None = None) -> Any:
+    """``LeRobotDataset.create`` (write mode) on either line; ``vcodec`` None = LeRobot's default (libsvtav1).
+
+    0.4.4 takes ``vcodec="..."``, 0.6 an ``rgb_encoder=RGBEncoderConfig(vcodec=...)``.
+    """
+    prepare_runtime()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    extra: dict[str, Any] = {}
+    if vcodec is not None:
+        if lerobot_version() < (0, 5, 0):
+            extra["vcodec"] = vcodec
+        else:
+            from lerobot.configs import RGBEncoderConfig
+
+            extra["rgb_encoder"] = RGBEncoderConfig(vcodec=vcodec)
+    return LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features, root=root, robot_type=robot_type,
+                                 use_videos=use_videos, **extra)
+
+
+def open_dataset(repo_id: str, root: str | Path, episodes: list[int] | None = None) -> Any:
+    """A local LeRobotDataset for reading, with this line's working video backend (no hub access)."""
+    prepare_runtime()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(repo_id, root=root, episodes=episodes, video_backend=video_backend())
