@@ -21,6 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from wallx_ros import ros_compat
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.core.types import Observation
@@ -195,7 +196,7 @@ class PolicyNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     try:
-        with rclpy.init(args=args):
+        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
             try:
                 node = PolicyNode()
             except (PolicyError, CoreError) as err:
