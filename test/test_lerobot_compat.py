@@ -44,7 +44,7 @@ def test_version_guards_agree_with_the_installed_line() -> None:
     line = lerobot_compat.installed_line()
     assert lerobot_compat.fast_mode_needs_qwen_token_ids() == (line == "0.4")
     assert lerobot_compat.backbone_weights_required() == (line == "0.6")
-    assert lerobot_compat.video_backend() == ("torchcodec" if line == "0.4" else "pyav")
+    assert lerobot_compat.default_video_backend() == ("torchcodec" if line == "0.4" else "pyav")
     # transformers 5.4+ with LeRobot 0.6 is exactly the pair whose fast mode needs the fix
     needed = line == "0.6" and lerobot_compat.transformers_version() >= (5, 4, 0)
     assert lerobot_compat.fast_generation_patch_needed() == needed
@@ -100,7 +100,7 @@ def test_preprocess_inputs_gives_model_inputs(tiny_checkpoint: Path) -> None:
 
 
 def test_dataset_create_write_and_read_back_video(tmp_path: Path) -> None:
-    """create_dataset (vcodec vs rgb_encoder) -> frames -> finalize -> open_dataset with this line's video backend."""
+    """create_dataset (vcodec vs rgb_encoder) -> frames -> finalize -> load_dataset with this line's video backend."""
     h, w = 48, 64
     features = {
         "observation.state": {"dtype": "float32", "shape": (2,), "names": ["a", "b"]},
@@ -109,16 +109,16 @@ def test_dataset_create_write_and_read_back_video(tmp_path: Path) -> None:
                                          "names": ["height", "width", "channels"]},
     }
     root = tmp_path / "ds"
-    ds = lerobot_compat.create_dataset("local/compat_check", root, fps=10, features=features, robot_type="test_arm",
-                                       use_videos=True, vcodec="libsvtav1")
+    ds = lerobot_compat.create_dataset(repo_id="local/compat_check", root=root, fps=10, features=features,
+                                       robot_type="test_arm", use_videos=True, vcodec="libsvtav1")
     for t in range(12):
         img = np.zeros((h, w, 3), dtype=np.uint8)
         img[:, : w // 2, 0] = 20 * t  # red ramp on the left half
         ds.add_frame({"observation.state": np.array([t, -t], np.float32), "action": np.array([t, 1], np.float32),
                       "observation.images.face_view": img, "task": "ramp"})
-    ds.save_episode()
+    lerobot_compat.save_episode(ds)
     ds.finalize()
-    back = lerobot_compat.open_dataset("local/compat_check", root)
+    back = lerobot_compat.load_dataset("local/compat_check", root)  # default_video_backend()
     assert len(back) == 12 and back.num_episodes == 1
     item = back[7]
     np.testing.assert_allclose(item["observation.state"].numpy(), [7, -7])

@@ -10,12 +10,13 @@ topic                                 0.4.4                       0.6.x
 ====================================  ==========================  =====================================
 processor pipelines                   saved ``policy_*processor.json``, same loader (``load_policy_processors``)
 ``preprocess_inputs``                 ``(batch)``                 ``(batch, *, compute_position_ids)``
-``LeRobotDataset.create`` codec       ``vcodec="..."``            ``rgb_encoder=RGBEncoderConfig(...)``
+``LeRobotDataset`` codec argument     ``vcodec="..."``            ``rgb_encoder=RGBEncoderConfig(...)``
 backbone ``model.safetensors``        optional (warns)            required (raises ``OSError``)
 Qwen2.5-VL processor                  image processor             + video processor
 fast mode prompt                      Qwen ids 151644/77091       tokenised ``<|im_start|>assistant``
 fast mode ``generate``                works                       needs ``patch_fast_generation``
 video decoding backend                torchcodec (+ FFmpeg)       pyav (no system FFmpeg needed)
+``save_episode`` video encoding       in process                  ``parallel_encoding=False`` (no fork)
 ====================================  ==========================  =====================================
 """
 
@@ -42,10 +43,13 @@ __all__ = [
     "backbone_weights_required",
     "check_backbone_dir",
     "create_dataset",
+    "dataset_cache_files",
+    "default_video_backend",
     "fast_generation_patch_needed",
     "fast_mode_needs_qwen_token_ids",
     "installed_line",
     "lerobot_version",
+    "load_dataset",
     "load_policy_processors",
     "make_qwen_processor",
     "open_dataset",
@@ -53,8 +57,9 @@ __all__ = [
     "prepare_runtime",
     "preprocess_inputs",
     "quiet_stdout",
+    "save_episode",
+    "streaming_dropped_frames",
     "transformers_version",
-    "video_backend",
 ]
 
 BACKBONE_WEIGHTS_FILENAME = "model.safetensors"
@@ -293,40 +298,111 @@ def _patch_prepare_inputs_for_generation(model_cls: Any) -> None:
     model_cls.prepare_inputs_for_generation = prepare_inputs_for_generation
 
 
-# -- datasets ------------------------------------------------------------------------------------------
-def video_backend() -> str:
+# -- datasets (LeRobotDataset v3) ------------------------------------------------------------------------
+def _dataset_class() -> Any:
+    prepare_runtime()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset
+
+
+def _encoder_kwargs(method: Any, vcodec: str | None, streaming_encoding: bool) -> dict[str, Any]:
+    """Video-encoder keyword arguments as this LeRobot's ``create``/``__init__`` spells them."""
+    import inspect
+
+    params = inspect.signature(method).parameters
+    kwargs: dict[str, Any] = {}
+    if vcodec:
+        if "vcodec" in params:  # 0.4.x
+            kwargs["vcodec"] = vcodec
+        elif "rgb_encoder" in params:  # 0.6.x
+            from lerobot.configs import RGBEncoderConfig
+
+            kwargs["rgb_encoder"] = RGBEncoderConfig(vcodec=vcodec)
+        else:
+            raise TypeError(f"this LeRobot ({lerobot_version()}) takes no video codec setting")
+    if streaming_encoding:
+        if "streaming_encoding" not in params:
+            raise TypeError(f"this LeRobot ({lerobot_version()}) has no streaming video encoding")
+        kwargs["streaming_encoding"] = True
+    return kwargs
+
+
+def create_dataset(*, repo_id: str, root: Path, fps: int, features: dict[str, Any], robot_type: str,
+                   use_videos: bool, vcodec: str | None = None, image_writer_threads: int = 0,
+                   streaming_encoding: bool = False) -> Any:
+    """``LeRobotDataset.create`` (``root`` must not exist yet)."""
+    cls = _dataset_class()
+    return cls.create(repo_id=repo_id, fps=fps, features=features, root=root, robot_type=robot_type,
+                      use_videos=use_videos, image_writer_threads=image_writer_threads,
+                      **_encoder_kwargs(cls.create, vcodec, streaming_encoding))
+
+
+@contextlib.contextmanager
+def _datasets_cache(cache_dir: Path | None) -> Any:
+    """Point Hugging Face ``datasets``' parquet->arrow cache at ``cache_dir`` for the block (None: unchanged)."""
+    if cache_dir is None:
+        yield
+        return
+    import datasets
+
+    previous = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = Path(cache_dir)
+    try:
+        yield
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous
+
+
+def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_writer_threads: int = 0,
+                 streaming_encoding: bool = False, cache_dir: Path | None = None) -> Any:
+    """An existing local dataset opened to append episodes (LeRobot's resume path: new episodes go to new
+    data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load."""
+    cls = _dataset_class()
+    with _datasets_cache(cache_dir):
+        ds = cls(repo_id, root=root, **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding))
+    if image_writer_threads:
+        ds.start_image_writer(num_processes=0, num_threads=image_writer_threads)
+    return ds
+
+
+def dataset_cache_files(dataset: Any) -> list[Path]:
+    """Arrow cache files the loaded dataset memory-maps (to prune stale caches next to them)."""
+    hf = getattr(dataset, "hf_dataset", None)
+    return [Path(f["filename"]) for f in getattr(hf, "cache_files", [])]
+
+
+def load_dataset(repo_id: str, root: Path, *, episodes: list[int] | None = None,
+                 delta_timestamps: dict[str, list[float]] | None = None, video_backend: str | None = None) -> Any:
+    """A local dataset opened for reading (frames, decoded video, ``meta``); ``video_backend`` None = the
+    backend that decodes on CPU with this line (``default_video_backend()``)."""
+    cls = _dataset_class()
+    return cls(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps,
+               video_backend=video_backend or default_video_backend())
+
+
+def save_episode(dataset: Any) -> None:
+    """``dataset.save_episode()``, encoding videos in this process: LeRobot's parallel encoding forks a
+    process pool, which is unsafe in a process that runs DDS threads (a node)."""
+    import inspect
+
+    if "parallel_encoding" in inspect.signature(dataset.save_episode).parameters:
+        dataset.save_episode(parallel_encoding=False)
+    else:
+        dataset.save_episode()
+
+
+def streaming_dropped_frames(dataset: Any) -> int:
+    """Frames LeRobot's streaming video encoder dropped in the open episode (it drops when it falls
+    behind, and the video then no longer matches the data). 0 without streaming encoding."""
+    encoder = getattr(dataset, "_streaming_encoder", None)
+    return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
+
+
+def default_video_backend() -> str:
     """The video decoding backend that works on CPU with this line.
 
     0.4.4: ``torchcodec`` (0.13, needs the system FFmpeg libraries; its ``pyav`` path is broken with
     torchvision >= 0.26). 0.6: ``pyav`` (PyAV's own bundled FFmpeg, no system libraries needed).
     """
     return "torchcodec" if lerobot_version() < (0, 5, 0) else "pyav"
-
-
-def create_dataset(repo_id: str, root: str | Path, fps: int, features: dict[str, Any], robot_type: str | None = None,
-                   use_videos: bool = True, vcodec: str | None = None) -> Any:
-    """``LeRobotDataset.create`` (write mode) on either line; ``vcodec`` None = LeRobot's default (libsvtav1).
-
-    0.4.4 takes ``vcodec="..."``, 0.6 an ``rgb_encoder=RGBEncoderConfig(vcodec=...)``.
-    """
-    prepare_runtime()
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-    extra: dict[str, Any] = {}
-    if vcodec is not None:
-        if lerobot_version() < (0, 5, 0):
-            extra["vcodec"] = vcodec
-        else:
-            from lerobot.configs import RGBEncoderConfig
-
-            extra["rgb_encoder"] = RGBEncoderConfig(vcodec=vcodec)
-    return LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features, root=root, robot_type=robot_type,
-                                 use_videos=use_videos, **extra)
-
-
-def open_dataset(repo_id: str, root: str | Path, episodes: list[int] | None = None) -> Any:
-    """A local LeRobotDataset for reading, with this line's working video backend (no hub access)."""
-    prepare_runtime()
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-    return LeRobotDataset(repo_id, root=root, episodes=episodes, video_backend=video_backend())
