@@ -17,6 +17,8 @@ fast mode prompt                      Qwen ids 151644/77091       tokenised ``<|
 fast mode ``generate``                works                       needs ``patch_fast_generation``
 video decoding backend                torchcodec (+ FFmpeg)       pyav (no system FFmpeg needed)
 ``save_episode`` video encoding       in process                  ``parallel_encoding=False`` (no fork)
+append to a dataset                   ``LeRobotDataset(...)``     ``LeRobotDataset.resume(...)``
+image writer, streaming encoder       on the dataset              on ``dataset.writer``
 ====================================  ==========================  =====================================
 """
 
@@ -58,6 +60,7 @@ __all__ = [
     "preprocess_inputs",
     "quiet_stdout",
     "save_episode",
+    "stop_image_writer",
     "streaming_dropped_frames",
     "transformers_version",
 ]
@@ -357,8 +360,16 @@ def _datasets_cache(cache_dir: Path | None) -> Any:
 def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_writer_threads: int = 0,
                  streaming_encoding: bool = False, cache_dir: Path | None = None) -> Any:
     """An existing local dataset opened to append episodes (LeRobot's resume path: new episodes go to new
-    data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load."""
+    data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load.
+
+    0.4.4 appends through ``LeRobotDataset(repo_id, root)`` + ``start_image_writer``; 0.6 opens that read-only
+    and appends through ``LeRobotDataset.resume(...)`` (which loads no frames until they are read).
+    """
     cls = _dataset_class()
+    if lerobot_version() >= (0, 5, 0):
+        with _datasets_cache(cache_dir):
+            return cls.resume(repo_id, root=root, image_writer_threads=image_writer_threads,
+                              **_encoder_kwargs(cls.resume, vcodec, streaming_encoding))
     with _datasets_cache(cache_dir):
         ds = cls(repo_id, root=root, **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding))
     if image_writer_threads:
@@ -366,9 +377,21 @@ def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_w
     return ds
 
 
+def stop_image_writer(dataset: Any) -> None:
+    """Stop a dataset's background image writer (0.6 keeps it on ``dataset.writer``). No-op without one."""
+    owner = dataset.writer if lerobot_version() >= (0, 5, 0) else dataset
+    if owner is not None:
+        owner.stop_image_writer()
+
+
 def dataset_cache_files(dataset: Any) -> list[Path]:
-    """Arrow cache files the loaded dataset memory-maps (to prune stale caches next to them)."""
-    hf = getattr(dataset, "hf_dataset", None)
+    """Arrow cache files the loaded dataset memory-maps (to prune stale caches next to them). A 0.6 dataset
+    opened to append has loaded nothing (its reader is created on first read): none."""
+    if lerobot_version() >= (0, 5, 0):
+        reader = getattr(dataset, "reader", None)
+        hf = getattr(reader, "hf_dataset", None) if reader is not None else None
+    else:
+        hf = getattr(dataset, "hf_dataset", None)
     return [Path(f["filename"]) for f in getattr(hf, "cache_files", [])]
 
 
@@ -394,8 +417,10 @@ def save_episode(dataset: Any) -> None:
 
 def streaming_dropped_frames(dataset: Any) -> int:
     """Frames LeRobot's streaming video encoder dropped in the open episode (it drops when it falls
-    behind, and the video then no longer matches the data). 0 without streaming encoding."""
-    encoder = getattr(dataset, "_streaming_encoder", None)
+    behind, and the video then no longer matches the data). 0 without streaming encoding.
+    (0.6 keeps the encoder on ``dataset.writer``.)"""
+    owner = getattr(dataset, "writer", None) if lerobot_version() >= (0, 5, 0) else dataset
+    encoder = getattr(owner, "_streaming_encoder", None)
     return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
 
 
