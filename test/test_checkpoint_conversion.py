@@ -56,7 +56,10 @@ def _run_other(args: list[str], tmp_path: Path) -> np.ndarray:
     venv = VENVS[OTHER]
     env = subprocess_env({"VIRTUAL_ENV": str(venv), "AMENT_PREFIX_PATH": str(venv), "WALLX_STACK": STACK_OF[OTHER]})
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
-    env.pop("LD_LIBRARY_PATH", None)  # this venv's ROS libraries; the other venv's bootstrapper sets its own
+    # this venv's ROS libraries; the other venv's ROS-wheels bootstrapper re-executes python with its own,
+    # unless the guard variable says that already happened
+    env.pop("LD_LIBRARY_PATH", None)
+    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     out = tmp_path / "other.npz"
     run = subprocess.run([str(_other_python()), str(REPO_ROOT / "test" / "xver_predict.py"), *args, str(out)],
                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=600)
