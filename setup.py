@@ -19,6 +19,9 @@ EXECUTABLES = {
     "policy_node": "wallx_ros.nodes.policy_node:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
     "wallx-ros-convert-checkpoint": "wallx_ros.cli.convert_checkpoint:main",
+    "sim_node": "wallx_ros.nodes.sim_node:main",
+    "diagnostics_markers": "wallx_ros.nodes.diagnostics_markers_node:main",
+    "wallx-ros-plot-run": "wallx_ros.cli.plot_run:main",
 }
 
 

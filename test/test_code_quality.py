@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ros_harness import REPO_ROOT
 
-ROS_FREE_PACKAGES = ("core", "policy", "dataset")
+ROS_FREE_PACKAGES = ("core", "policy", "dataset", "sim", "analysis")
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")

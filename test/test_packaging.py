@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 from ros_harness import REPO_ROOT, subprocess_env
 
-EXECUTABLES = ("policy_node", "wallx-ros-make-test-checkpoint", "wallx-ros-convert-checkpoint")
-SHARE_FILES = ("package.xml", "launch/policy.launch.py", "config/policy.yaml", "config/fastdds_loopback.xml")
+EXECUTABLES = ("policy_node", "wallx-ros-make-test-checkpoint", "sim_node", "diagnostics_markers",
+               "wallx-ros-plot-run", "wallx-ros-convert-checkpoint")
+SHARE_FILES = ("package.xml", "launch/policy.launch.py", "config/policy.yaml", "config/fastdds_loopback.xml",
+               "launch/sim.launch.py", "config/sim.yaml", "config/gz_bridge.yaml", "config/topics_isaac.yaml",
+               "config/wallx.rviz")
 
 
 def _tracked_files() -> list[str]:
