@@ -221,6 +221,7 @@ def write_report(report: dict[str, Any]) -> Path:
 
     row("Python / torch", lambda r: f"{r['model']['python']} / {r['model']['torch']}")
     row("LeRobot / transformers", lambda r: f"{r['model']['lerobot']} / {r['model']['transformers']}")
+    row("machine load (1-min average) before / after", lambda r: "{before} / {after}".format(**r["loadavg_1min"]))
     row("venv size (GB)", lambda r: r["venv_gb"])
     row("set-up from a fresh clone (s)", lambda r: r["setup"]["setup_s"])
     row("import torch, first / median (s)", lambda r: f"{r['imports']['torch_s']['first']} / "
@@ -236,10 +237,11 @@ def write_report(report: dict[str, Any]) -> Path:
     row("  of which model (ms)", lambda r: r["model"]["diffusion_model_ms"]["median"])
     row("torch.compile first call (s)", lambda r: r["model"]["compile"].get("first_call_s")
         or r["model"]["compile"]["error"][:80])
-    row("compiled chunk, median (ms)", lambda r: r["model"]["compile"]["chunk_ms"]["median"])
+    row("compiled chunk, median [min] (ms)", lambda r: "{median} [{min}]".format(**r["model"]["compile"]["chunk_ms"]))
     row("torch.compile gain (x)", lambda r: r["model"]["compile"]["gain_x"])
     row("compiled vs eager max abs diff", lambda r: f"{r['model']['compile']['max_abs_diff_vs_eager']:.1e}")
-    row("fast mode chunk, 100 tokens, median (ms)", lambda r: r["model"]["fast_chunk_ms_100_tokens"]["median"])
+    row("fast mode chunk, 100 tokens, median [min] (ms)", lambda r: "{median} [{min}]".format(
+        **r["model"]["fast_chunk_ms_100_tokens"]))
     if report.get("notes"):
         lines += ["", *report["notes"]]
     md_path = json_path.with_suffix(".md")
@@ -261,6 +263,7 @@ def drive(args: argparse.Namespace) -> None:
         if args.no_compile:
             cmd.append("--no-compile")
         print(f"[bench] {stack}: {' '.join(cmd)}", flush=True)
+        load_before = os.getloadavg()[0]
         run = subprocess.run(cmd, capture_output=True, text=True, env=stack_env(stack, venv), cwd=REPO)
         line = next((ln for ln in run.stdout.splitlines() if ln.startswith("STACK_BENCH ")), None)
         if run.returncode or line is None:
@@ -268,6 +271,7 @@ def drive(args: argparse.Namespace) -> None:
             continue
         result = json.loads(line[len("STACK_BENCH "):])
         result["venv_gb"] = dir_size_gb(venv)
+        result["loadavg_1min"] = {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)}
         report["results"][stack] = result
     if args.setup:
         for stack, res in time_fresh_setup(stacks).items():
