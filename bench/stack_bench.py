@@ -251,7 +251,15 @@ def write_report(report: dict[str, Any]) -> Path:
 
 def drive(args: argparse.Namespace) -> None:
     stacks = args.stacks.split(",")
-    report: dict[str, Any] = {"machine": machine_info(), "stacks": stacks, "results": {}, "notes": []}
+    report: dict[str, Any] = {"machine": machine_info(), "stacks": stacks, "results": {}, "notes": [
+        "- Fast mode: LeRobot 0.4.4 hard-codes Qwen's token ids, so its tiny fast checkpoint carries Qwen's full "
+        "~151.7k-token vocabulary; on 0.6 the tiny vocabulary has ~350 tokens. The output projection over the "
+        "vocabulary dominates a tiny model's step, so that row compares the two tiny models, not the two lines "
+        "(a real WALL-OSS-fast has the same vocabulary on both).",
+        "- torch.compile: `torch.compile(policy.model.model)` (the Qwen2.5-VL + MoE transformer that every flow "
+        "step runs), inductor on CPU (gcc); the first call includes compilation, later calls reuse it.",
+        "- The machine is shared with other jobs: compare the min columns first, and the load averages.",
+    ]}
     for stack in stacks:
         venv = VENVS[stack]
         python = venv / "bin" / "python"
