@@ -24,7 +24,8 @@ if [ ! -x "$_wallx_venv/bin/python" ]; then
   return 1 2>/dev/null || exit 1
 fi
 # leave a previously activated venv (e.g. the other stack) and drop its AMENT_PREFIX_PATH entry
-if [ -n "${VIRTUAL_ENV:-}" ] && command -v deactivate >/dev/null 2>&1; then deactivate; fi
+# (only a sourced venv's shell function: `deactivate` on PATH may be another tool's, e.g. pyenv-virtualenv's)
+if [ -n "${VIRTUAL_ENV:-}" ] && typeset -f deactivate >/dev/null 2>&1; then deactivate; fi
 # ... and its ROS libraries: the ROS wheels' bootstrapper re-executes python with LD_LIBRARY_PATH set and
 # marks that with _ROS_WHEELS_BOOTSTRAP_COMPLETE; both must go, or the new venv's rclpy finds no libraries
 _wallx_ament=""
@@ -36,6 +37,11 @@ done
 for _wallx_p in ${LD_LIBRARY_PATH:-}; do
   case "$_wallx_p" in "$_wallx_root"/.venv/*|"$_wallx_root"/.venv-*|"") ;; *) _wallx_ld="$_wallx_ld${_wallx_ld:+:}$_wallx_p" ;; esac
 done
+_wallx_path=""
+for _wallx_p in $PATH; do  # bin/ and lib/wallx_ros of an inherited (not sourced) venv of this checkout
+  case "$_wallx_p" in "$_wallx_root"/.venv/*|"$_wallx_root"/.venv-*|"") ;; *) _wallx_path="$_wallx_path${_wallx_path:+:}$_wallx_p" ;; esac
+done
+PATH=$_wallx_path
 IFS=$_wallx_ifs
 if [ -n "$_wallx_ld" ]; then export LD_LIBRARY_PATH="$_wallx_ld"; else unset LD_LIBRARY_PATH; fi
 unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
@@ -54,5 +60,5 @@ export AMENT_PREFIX_PATH="$_wallx_venv${_wallx_ament:+:$_wallx_ament}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export HF_HOME=${HF_HOME:-$_wallx_root/.cache/huggingface}
 export MUJOCO_GL=${MUJOCO_GL:-osmesa} PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
-unset _wallx_root _wallx_stack _wallx_venv _wallx_ament _wallx_ld _wallx_ifs _wallx_p _ws_venv _ws_pyver _ws_lerobot
+unset _wallx_root _wallx_stack _wallx_venv _wallx_ament _wallx_ld _wallx_path _wallx_ifs _wallx_p _ws_venv _ws_pyver _ws_lerobot
 unset -f wallx_stack wallx_stack_python
