@@ -17,11 +17,16 @@ PACKAGE = "wallx_ros"
 # executable name -> "module:function". Every node and CLI is a console script AND a ROS executable.
 EXECUTABLES = {
     "policy_node": "wallx_ros.nodes.policy_node:main",
+    "image_compressor": "wallx_ros.nodes.image_compressor:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
     "wallx-ros-convert-checkpoint": "wallx_ros.cli.convert_checkpoint:main",
+    "wallx-ros-fastdds-profile": "wallx_ros.cli.fastdds_profile:main",
+    "wallx-ros-interfaces-package": "wallx_ros.cli.interfaces_package:main",
     "sim_node": "wallx_ros.nodes.sim_node:main",
     "diagnostics_markers": "wallx_ros.nodes.diagnostics_markers_node:main",
     "wallx-ros-plot-run": "wallx_ros.cli.plot_run:main",
+    "wallx-ros-bag2dataset": "wallx_ros.cli.bag2dataset:main",
+    "wallx-ros-dataset2bag": "wallx_ros.cli.dataset2bag:main",
 }
 
 

@@ -26,9 +26,33 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_loopback.xml"
 
 
+_DOMAIN_LOCK: list[Any] = []  # keeps the lock file of this session's ROS_DOMAIN_ID open
+
+
+def _claim_domain_id() -> str:
+    """A ROS_DOMAIN_ID no other test session on this machine holds (an flock per id, held until exit).
+
+    Fast DDS on Linux supports ids 0-101 (and 215-232) with default ports; 1-101 are tried here.
+    """
+    import fcntl
+
+    start = os.getpid() % 101
+    for offset in range(101):
+        domain = 1 + (start + offset) % 101
+        handle = open(os.path.join(tempfile.gettempdir(), f"wallx_ros_test_domain_{domain}.lock"), "w")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCK.append(handle)
+        return str(domain)
+    raise RuntimeError("all ROS domain ids 1-101 are held by other test sessions")
+
+
 def configure_ros_environment() -> dict[str, str]:
     """Set (in os.environ) the variables every ROS process of the test session needs; return them."""
-    domain = os.environ.get("WALLX_TEST_DOMAIN_ID") or str(1 + os.getpid() % 100)
+    domain = os.environ.get("WALLX_TEST_DOMAIN_ID") or _claim_domain_id()
     env = {
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # DDS must never leave loopback
         "ROS_DOMAIN_ID": domain,
@@ -87,7 +111,8 @@ class NodeProcess:
         return self.proc.poll() is None
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 15.0) -> int:

@@ -33,7 +33,10 @@ def test_nodes_initialise_rclpy_through_ros_compat() -> None:
     from ros_harness import REPO_ROOT
 
     offenders = []
-    for path in sorted((REPO_ROOT / "wallx_ros").rglob("*.py")):
+    # the package, and the test/bench scripts that run as ROS processes
+    paths = [*(REPO_ROOT / "wallx_ros").rglob("*.py"), *(REPO_ROOT / "test").glob("*.py"),
+             *(REPO_ROOT / "bench").rglob("*.py")]
+    for path in sorted(paths):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.With):
                 for item in node.items:

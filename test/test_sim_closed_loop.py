@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,7 @@ def test_demo_runs_policy_and_sim_in_closed_loop(ros: RosTestNode, tiny_checkpoi
         assert launch_args <= _declared_parameters(ros, "wallx_policy"), \
             "sim.launch.py passes parameters the policy node does not declare"
         topic_set = yaml.safe_load((REPO_ROOT / "config" / "topics_embedded.yaml").read_text())["remappings"]
-        _check_topic_sets(ros, topic_set)
+        _check_topic_sets_when_graph_settled(ros, topic_set)
 
         assert wait_until(lambda: float(_sim_status(diags).get("sim_time_s", "0")) >= t_first + CLOSED_LOOP_SIM_S
                           or demo.poll() is not None, CLOSED_LOOP_SIM_S / RTF * 4 + 60), logs()
@@ -232,6 +233,21 @@ def test_demo_runs_policy_and_sim_in_closed_loop(ros: RosTestNode, tiny_checkpoi
 def _step_phases(run_log: Path) -> list[tuple[int, str]]:
     steps = [json.loads(line) for line in run_log.read_text().splitlines() if '"event":"step"' in line]
     return [(int(r["t"]), str(r["phase"])) for r in steps]
+
+
+def _check_topic_sets_when_graph_settled(ros: RosTestNode, embedded_remaps: dict[str, str],
+                                         timeout_s: float = 30.0) -> None:
+    """The peer's per-node graph view fills in endpoint by endpoint (ros_discovery_info lags DDS discovery):
+    re-check until it holds or the timeout, then report the last mismatch."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _check_topic_sets(ros, embedded_remaps)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _check_topic_sets(ros: RosTestNode, embedded_remaps: dict[str, str]) -> None:

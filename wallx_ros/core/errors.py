@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActionMappingError",
     "AlignmentConfigError",
+    "ControlConfigError",
     "CoreError",
     "ImageDecodeError",
+    "ImageEncodeError",
+    "JointLimitsError",
     "JointMappingError",
     "NonMonotonicStampError",
     "RobotMappingError",
+    "StreamSyncError",
+    "TransportTimingError",
+    "UrdfError",
 ]
 
 
@@ -26,6 +33,14 @@ class JointMappingError(CoreError):
 
 class RobotMappingError(CoreError):
     """A robot <-> model mapping file is missing, malformed or inconsistent."""
+
+
+class TransportTimingError(CoreError):
+    """Transport-delay / clock-offset monitoring is configured or used wrongly."""
+
+
+class ImageEncodeError(CoreError):
+    """An RGB frame could not be encoded (wrong shape or dtype, bad quality setting)."""
 
 
 class AlignmentConfigError(CoreError, ValueError):
@@ -48,3 +63,23 @@ class NonMonotonicStampError(CoreError):
             f"(by {(previous_ns - stamp_ns) / 1e6:.3f} ms); stamps must strictly increase per stream. "
             "Check the publisher's clock (use_sim_time, a reset simulation, a replayed bag) or its header.stamp"
         )
+
+
+class StreamSyncError(CoreError):
+    """Stream buffering / synchronisation is configured or used wrongly."""
+
+
+class ActionMappingError(CoreError):
+    """Model action dimensions cannot be mapped to robot joints as configured (names, delta, gripper)."""
+
+
+class JointLimitsError(CoreError):
+    """Joint position / velocity limits are malformed (wrong length, lower > upper, non-positive speed)."""
+
+
+class UrdfError(CoreError):
+    """A URDF file or robot_description string cannot be read or lacks what is needed."""
+
+
+class ControlConfigError(CoreError):
+    """A chunk-execution / control setting is invalid (horizon, blending, rates, latency)."""

@@ -186,9 +186,11 @@ def hazards(joint_names: Sequence[str], points: Sequence[TrajectoryPointLike]) -
     if len(set(joint_names)) != len(joint_names):
         dupes = sorted({name for name in joint_names if list(joint_names).count(name) > 1})
         problems.append(f"joint names repeat: {dupes}")
-    for i, point in enumerate(points):
-        for name in ("positions", "velocities", "accelerations", "effort"):
-            values = np.asarray(getattr(point, name), dtype=np.float64)
+    for name in ("positions", "velocities", "accelerations", "effort"):
+        rows = [np.asarray(getattr(point, name), dtype=np.float64) for point in points]
+        if not rows or np.isfinite(np.concatenate([r.reshape(-1) for r in rows])).all():
+            continue
+        for i, values in enumerate(rows):
             if values.size and not np.all(np.isfinite(values)):
                 bad = [joint_names[j] if j < len(joint_names) else f"#{j}"
                        for j in np.flatnonzero(~np.isfinite(values))]

@@ -96,6 +96,11 @@ class DatasetWriter:
         """Frames added to the open episode so far."""
         return self._episode_frames
 
+    def encoder_backlog(self) -> int:
+        """Frames queued in the streaming video encoder (0 without streaming_encoding). A producer without a
+        deadline (the bag converter) waits while it is high: the encoder drops frames when its queue is full."""
+        return lerobot_compat.streaming_backlog(self._ds) if self._ds is not None else 0
+
     @property
     def ready(self) -> bool:
         """False after a failure that could not be repaired yet (the next start_episode retries)."""

@@ -7,9 +7,14 @@ from pathlib import Path
 
 from wallx_ros.policy.errors import BackendConfigError
 
-__all__ = ["PREDICTION_MODES", "BackendConfig"]
+__all__ = ["ENGINES", "FLOW_ATTENTION", "PREDICTION_MODES", "BackendConfig"]
 
 PREDICTION_MODES = ("diffusion", "fast")
+# "stock": LeRobot's predict_action_chunk. "fast_flow": wallx_ros.policy.flow_engine (flow mode only; same
+# actions, prefix KV cache reused across denoising steps). "auto": fast_flow where it supports the
+# checkpoint and the installed LeRobot, else stock.
+ENGINES = ("auto", "stock", "fast_flow")
+FLOW_ATTENTION = ("auto", "eager", "sdpa")
 # LeRobot's WallX keeps its weights in bfloat16 (norms and the action head in float32) and casts the
 # proprioception embedding to bfloat16 itself, so a float32 model fails at the first forward.
 _DTYPES = ("bfloat16",)
@@ -31,6 +36,10 @@ class BackendConfig:
     allow_random_weights: accept a model whose weights are random (test checkpoints only).
     seed: re-seed torch before every prediction (deterministic flow noise); None = free-running.
     fast_action_tokens_only: fast mode; restrict generation to action tokens + end-of-sequence.
+    engine: how flow-mode chunks are computed (ENGINES). Fast mode always runs LeRobot's own generate.
+    flow_attention: fast_flow's attention kernel: "eager" (stock's math, bit-identical actions on CPU),
+        "sdpa" (fused kernels, same attention pattern, bf16-rounding differences), "auto" = sdpa on CUDA.
+    cuda_graphs: fast_flow on CUDA: capture the whole flow once per prompt shape and replay it.
     """
 
     checkpoint_dir: Path
@@ -45,6 +54,9 @@ class BackendConfig:
     num_threads: int = 0
     fast_action_tokens_only: bool = False
     fast_min_new_tokens: int = 0
+    engine: str = "auto"
+    flow_attention: str = "auto"
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir).expanduser())
@@ -62,6 +74,10 @@ class BackendConfig:
         dev = self.device
         if not (dev in ("cpu", "cuda", "auto") or dev.startswith("cuda:")):
             raise BackendConfigError(f"device must be cpu, cuda, cuda:N or auto, got {dev!r}")
+        if self.engine not in ENGINES:
+            raise BackendConfigError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.flow_attention not in FLOW_ATTENTION:
+            raise BackendConfigError(f"flow_attention must be one of {FLOW_ATTENTION}, got {self.flow_attention!r}")
         if not 0 <= self.fast_min_new_tokens <= 100:
             raise BackendConfigError(f"fast_min_new_tokens must be in [0, 100], got {self.fast_min_new_tokens}")
         if self.num_threads < 0:

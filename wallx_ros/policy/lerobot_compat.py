@@ -41,6 +41,7 @@ from wallx_ros.policy.errors import CheckpointError
 __all__ = [
     "BACKBONE_WEIGHTS_FILENAME",
     "LeRobotApi",
+    "WallXInternals",
     "api",
     "backbone_weights_required",
     "check_backbone_dir",
@@ -49,6 +50,8 @@ __all__ = [
     "default_video_backend",
     "fast_generation_patch_needed",
     "fast_mode_needs_qwen_token_ids",
+    "flow_engine_unsupported_reason",
+    "flow_steps",
     "installed_line",
     "lerobot_version",
     "load_dataset",
@@ -58,11 +61,14 @@ __all__ = [
     "patch_fast_generation",
     "prepare_runtime",
     "preprocess_inputs",
+    "preprocessor_passes_images_through",
     "quiet_stdout",
     "save_episode",
     "stop_image_writer",
+    "streaming_backlog",
     "streaming_dropped_frames",
     "transformers_version",
+    "wallx_internals",
 ]
 
 BACKBONE_WEIGHTS_FILENAME = "model.safetensors"
@@ -301,6 +307,110 @@ def _patch_prepare_inputs_for_generation(model_cls: Any) -> None:
     model_cls.prepare_inputs_for_generation = prepare_inputs_for_generation
 
 
+# -- the fast flow engine (wallx_ros.policy.flow_engine) --------------------------------------------------
+@dataclass(frozen=True)
+class WallXInternals:
+    """LeRobot WallX functions and constants the fast flow engine re-uses (it re-implements none of them).
+
+    The engine calls the loaded policy's own modules (projections, norms, experts, action head, vision
+    blocks) and these helpers; only the glue between them (KV-cache reuse, static shapes) is its own.
+    """
+
+    apply_multimodal_rotary_pos_emb: Any
+    apply_rotary_pos_emb_vision: Any
+    repeat_kv: Any
+    get_wallx_normal_text: Any
+    process_grounding_points: Any
+    replace_action_token: Any
+    preprocesser_call: Any
+    smart_resize: Any
+    resolution: int
+    image_factor: int
+    min_pixels: int
+    max_pixels: int
+    priority_order: Any
+    generate_subtask_ratio: float
+    model_type: str
+    tokenizer_max_length: int
+    flow_steps: int
+
+
+@cache
+def flow_steps() -> int:
+    """Flow-matching integration steps of LeRobot's WallX ``predict`` (its default; 10 on 0.4.4 and 0.6.1)."""
+    import inspect
+
+    prepare_runtime()
+    from lerobot.policies.wall_x.modeling_wall_x import Qwen2_5_VLMoEForAction
+
+    steps = inspect.signature(Qwen2_5_VLMoEForAction.predict).parameters["num_inference_timesteps"].default
+    return int(steps if steps is not None else 10)
+
+
+@cache
+def wallx_internals() -> WallXInternals:
+    """The WallX internals of the installed LeRobot (0.4.4 layout; 0.6 moved them: see
+    ``flow_engine_unsupported_reason``)."""
+    prepare_runtime()
+    from lerobot.policies.wall_x import constant
+    from lerobot.policies.wall_x.qwen_model import qwen2_5_vl_moe as qwen
+    from lerobot.policies.wall_x.utils import (
+        get_wallx_normal_text,
+        preprocesser_call,
+        process_grounding_points,
+        replace_action_token,
+    )
+    from qwen_vl_utils.vision_process import smart_resize
+
+    return WallXInternals(
+        apply_multimodal_rotary_pos_emb=qwen.apply_multimodal_rotary_pos_emb,
+        apply_rotary_pos_emb_vision=qwen.apply_rotary_pos_emb_vision,
+        repeat_kv=qwen.repeat_kv,
+        get_wallx_normal_text=get_wallx_normal_text,
+        process_grounding_points=process_grounding_points,
+        replace_action_token=replace_action_token,
+        preprocesser_call=preprocesser_call,
+        smart_resize=smart_resize,
+        resolution=int(constant.RESOLUTION),
+        image_factor=int(constant.IMAGE_FACTOR),
+        min_pixels=int(constant.MIN_PIXELS),
+        max_pixels=int(constant.MAX_PIXELS),
+        priority_order=constant.PRIORITY_ORDER,
+        generate_subtask_ratio=float(constant.GENERATE_SUBTASK_RATIO),
+        model_type=str(constant.MODEL_TYPE),
+        tokenizer_max_length=int(constant.TOKENIZER_MAX_LENGTH),
+        flow_steps=flow_steps(),
+    )
+
+
+def preprocessor_passes_images_through(preprocessor: Any) -> str | None:
+    """None if LeRobot's preprocessor leaves camera images untouched (no rename, identity normalisation),
+    else the reason why not. The fast flow engine feeds images to the model itself and needs this."""
+    lr = api()
+    for step in getattr(preprocessor, "steps", []):
+        rename = getattr(step, "rename_map", None)
+        if rename:
+            return f"the preprocessor renames features ({rename})"
+        norm_map = getattr(step, "norm_map", None)
+        if norm_map is not None:
+            mode = norm_map.get(lr.FeatureType.VISUAL)
+            if mode is not None and str(getattr(mode, "value", mode)).upper() != "IDENTITY":
+                return f"the preprocessor normalises images ({mode})"
+    return None
+
+
+def flow_engine_unsupported_reason() -> str | None:
+    """None if the fast flow engine was validated against the installed LeRobot line, else why not.
+
+    Validated (equal actions to stock, tests on the tiny checkpoint): LeRobot 0.4.x. Other lines keep
+    their WallX modules under other names/signatures (transformers 5): map them in ``wallx_internals``
+    and validate with test/test_flow_engine.py before adding them here.
+    """
+    if lerobot_version()[:2] != (0, 4):
+        return f"fast_flow is validated on LeRobot 0.4.x only (installed: {'.'.join(map(str, lerobot_version()))})"
+    return None
+
+
 # -- datasets (LeRobotDataset v3) ------------------------------------------------------------------------
 def _dataset_class() -> Any:
     prepare_runtime()
@@ -431,3 +541,13 @@ def default_video_backend() -> str:
     torchvision >= 0.26). 0.6: ``pyav`` (PyAV's own bundled FFmpeg, no system libraries needed).
     """
     return "torchcodec" if lerobot_version() < (0, 5, 0) else "pyav"
+
+
+def streaming_backlog(dataset: Any) -> int:
+    """Frames waiting in LeRobot's streaming video encoder (the fullest camera queue); 0 without streaming.
+    An offline producer (the bag converter) waits on this instead of letting the encoder drop frames.
+    (0.6 keeps the encoder on ``dataset.writer``.)"""
+    owner = getattr(dataset, "writer", None) if lerobot_version() >= (0, 5, 0) else dataset
+    encoder = getattr(owner, "_streaming_encoder", None)
+    queues = getattr(encoder, "_frame_queues", None) or {}
+    return max((q.qsize() for q in queues.values()), default=0)

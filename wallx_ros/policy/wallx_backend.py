@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from wallx_ros.policy.checkpoint_convert import detect_layout
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.errors import CheckpointConversionError, CheckpointError, InferenceError, RandomWeightsError
 from wallx_ros.policy.tiny_checkpoint import ACTION_TOKENIZER_SUBDIR, BACKBONE_SUBDIR, CHECKPOINT_INFO_FILENAME
+
+if TYPE_CHECKING:
+    from wallx_ros.policy.flow_engine import FlowEngine
 
 __all__ = ["WallXBackend"]
 
@@ -136,9 +139,11 @@ class WallXBackend:
     """A loaded LeRobot WallX policy plus its processors and robot mapping."""
 
     def __init__(self, config: BackendConfig, policy: Any, preprocessor: Any, postprocessor: Any,
-                 mapping: RobotMapping, mode: str) -> None:
+                 mapping: RobotMapping, mode: str, flow_engine: FlowEngine | None = None) -> None:
         self.config = config
         self.mode = mode
+        self._engine = flow_engine
+        self.engine = "fast_flow" if flow_engine is not None else "stock"
         self._policy = policy
         self._pre = preprocessor
         self._post = postprocessor
@@ -175,6 +180,11 @@ class WallXBackend:
     def device(self) -> str:
         return self._device
 
+    @property
+    def image_shapes(self) -> dict[str, tuple[int, ...]]:
+        """(C, H, W) the checkpoint declares per camera: the grid a node resizes frames to at arrival."""
+        return dict(self._image_shapes)
+
     def reset(self) -> None:
         self._policy.reset()
 
@@ -198,18 +208,24 @@ class WallXBackend:
         if observation.state.shape != (self._state_dim,):
             raise InferenceError(f"state has shape {observation.state.shape}, model needs ({self._state_dim},)")
         t0 = time.monotonic()
-        batch: dict[str, Any] = {"observation.state": torch.from_numpy(np.asarray(observation.state, np.float32)),
-                                 "task": observation.instruction}
-        for cam in self.cameras:
-            img = torch.from_numpy(observation.images[cam]).permute(2, 0, 1)
-            batch[_IMAGE_PREFIX + cam] = img.to(torch.float32).div_(255.0)
-        batch = self._pre(batch)
+        if self._engine is not None:  # fast_flow: inputs built on the device, no images through the pipeline
+            batch: Any = self._engine.prepare(observation)
+        else:
+            batch = {"observation.state": torch.from_numpy(np.asarray(observation.state, np.float32)),
+                     "task": observation.instruction}
+            for cam in self.cameras:
+                img = torch.from_numpy(observation.images[cam]).permute(2, 0, 1)
+                batch[_IMAGE_PREFIX + cam] = img.to(torch.float32).div_(255.0)
+            batch = self._pre(batch)
         t1 = time.monotonic()
         if self.config.seed is not None:
             torch.manual_seed(self.config.seed)
         with lerobot_compat.quiet_stdout() as printed:
             try:
-                actions = self._policy.predict_action_chunk(batch)
+                if self._engine is not None:
+                    actions = self._engine.run(batch)
+                else:
+                    actions = self._policy.predict_action_chunk(batch)
             except torch.cuda.OutOfMemoryError as err:
                 raise InferenceError(f"out of GPU memory during inference: {err}") from err
             except (RuntimeError, ValueError, IndexError, TypeError) as err:
@@ -290,7 +306,9 @@ class WallXBackend:
         pre, post = lerobot_compat.load_policy_processors(layout.policy_dir, device)
         mapping = mapping or _mapping_for(layout.policy_dir, policy.config)
         _check_mapping(mapping, policy.config)
-        return cls(config, policy, pre, post, mapping, mode)
+        from wallx_ros.policy.flow_engine import select_flow_engine
+
+        return cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode))
 
 
 def _checkpoint_info(policy_dir: Path) -> dict[str, Any]:

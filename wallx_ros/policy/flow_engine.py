@@ -1,0 +1,308 @@
+"""Flow-matching ("diffusion") inference for WallX with the prefix KV cache reused across denoising steps.
+
+Stock LeRobot (``Qwen2_5_VLMoEForAction.predict``) integrates the flow with torchdiffeq's Euler solver;
+every one of the 10 steps clones the whole prompt embedding and re-runs all transformer layers over
+the full prompt (images + text + state + 32 action tokens), rebuilding the 4-D attention mask and
+routing tokens to MoE experts with boolean indexing (host syncs) each time.
+
+Why the prefix can be cached exactly: WallX's attention pattern is causal, plus bidirectional among
+the action tokens, and the action tokens form one contiguous block at the end of the prompt. Prefix
+tokens (everything before the block) therefore never attend to action tokens, so their keys/values
+are the same in every step; action tokens attend to all prefix tokens and to each other. This engine
+runs step 0 over the full prompt exactly as stock does (keeping every layer's keys/values), then runs
+only the 32 action tokens through the layers for steps 1..9, attending to the cached prefix keys.
+
+It uses the loaded policy's own modules and LeRobot's own helpers (``lerobot_compat.wallx_internals``):
+projections, RMSNorms, rotary tables, MoE experts (prefix tokens -> expert 0, action tokens -> expert 1,
+as stock routes them), the action head (``step``, ``action_proj_back``, ``proprioception_proj``) and the
+vision blocks. Only the glue is its own: static slicing instead of boolean indexing, a cached mask, a
+preallocated KV buffer. With ``attention="eager"`` each op matches stock's eager op, and on CPU the
+actions are bit-identical to stock's for the same noise (tested). ``"sdpa"`` uses
+``scaled_dot_product_attention`` with the explicit mask, so it keeps the bidirectional action attention
+that LeRobot's own sdpa/flash paths drop.
+
+On CUDA the whole computation after the input upload (vision tower, step 0, steps 1..9) has no host
+synchronisation and static shapes per prompt, so it is captured once per prompt shape as a CUDA graph
+and replayed (``cuda_graphs``); the capture falls back to eager execution if it fails. That CUDA path
+is not exercised by the CPU test suite.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from wallx_ros.core.types import Observation
+from wallx_ros.policy import lerobot_compat
+from wallx_ros.policy.config import BackendConfig
+from wallx_ros.policy.errors import BackendConfigError, InferenceError
+from wallx_ros.policy.flow_inputs import FlowInputBuilder, FlowInputs, PromptPlan
+from wallx_ros.policy.vision_tower import VisionTowerRunner
+
+__all__ = ["ATTENTION_KINDS", "FlowEngine", "select_flow_engine"]
+
+_LOG = logging.getLogger("wallx_ros.policy")
+ATTENTION_KINDS = ("auto", "eager", "sdpa")
+_MAX_GRAPHS = 4  # captured prompt shapes kept (each holds its own memory pool)
+
+
+@dataclass
+class _KVCache:
+    """Per-layer key/value buffers for one prompt length: prefix written in step 0, action rows every step."""
+
+    seq_len: int
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+
+@dataclass
+class _Graph:
+    """A captured CUDA graph and its static input/output tensors."""
+
+    graph: Any
+    plan: PromptPlan  # keeps the captured prompt tensors alive
+    cache: _KVCache  # keeps the captured key/value buffers alive
+    pixel_values: torch.Tensor
+    proprioception: torch.Tensor
+    agent_pos_mask: torch.Tensor
+    noise: torch.Tensor
+    output: torch.Tensor
+
+
+class FlowEngine:
+    """Predicts WallX flow-mode action chunks for one loaded ``WallXPolicy`` (batch size 1)."""
+
+    def __init__(self, policy: Any, preprocessor: Any, attention: str = "auto", cuda_graphs: bool = True) -> None:
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+        reason = lerobot_compat.preprocessor_passes_images_through(preprocessor)
+        if reason:
+            raise InferenceError(f"fast_flow cannot run this checkpoint: {reason}; use engine 'stock'")
+        self.policy = policy
+        model = policy.model
+        self._model = model
+        self._lm = model.model
+        self._head = model.action_preprocessor
+        self._internals = lerobot_compat.wallx_internals()
+        self.device = torch.device(str(policy.config.device))
+        if attention == "auto":
+            attention = "sdpa" if self.device.type == "cuda" else "eager"
+        self.attention = attention
+        self.inputs = FlowInputBuilder(policy, preprocessor)
+        self.vision = VisionTowerRunner(model.visual, attention)
+        cfg = model.config
+        self._mrope = cfg.rope_scaling["mrope_section"]
+        self._num_kv = int(cfg.num_key_value_heads)
+        self._head_dim = int(cfg.hidden_size) // int(cfg.num_attention_heads)
+        self._hidden = int(cfg.hidden_size)
+        self._dtype = self._lm.embed_tokens.weight.dtype
+        self.steps = self._internals.flow_steps
+        self.horizon = int(policy.config.chunk_size)
+        self.max_action_dim = int(policy.config.max_action_dim)
+        self._cache: _KVCache | None = None
+        self._times = torch.linspace(0, 1, self.steps + 1, device=self.device, dtype=torch.float32)
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self._graphs: dict[tuple[Any, ...], _Graph] = {}
+
+    # -- one transformer layer ----------------------------------------------------------------------------
+    def _attention(self, layer_idx: int, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   start: int, mask: torch.Tensor | None) -> torch.Tensor:
+        """Self-attention of ``x`` (tokens start..start+n of the prompt) against cached keys 0..start+n."""
+        assert self._cache is not None
+        bsz, q_len, _ = x.shape
+        q = attn.q_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        q, k = self._internals.apply_multimodal_rotary_pos_emb(q, k, cos, sin, self._mrope)
+        keys, values = self._cache.keys[layer_idx], self._cache.values[layer_idx]
+        end = start + q_len
+        keys[:, :, start:end] = k
+        values[:, :, start:end] = v
+        groups = int(attn.num_key_value_groups)
+        k_all = self._internals.repeat_kv(keys[:, :, :end], groups)
+        v_all = self._internals.repeat_kv(values[:, :, :end], groups)
+        if self.attention == "eager":  # stock eager, op for op
+            weights = torch.matmul(q, k_all.transpose(2, 3)) / math.sqrt(self._head_dim)
+            if mask is not None:
+                weights = weights + mask
+            weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
+            out = torch.matmul(weights, v_all)
+        else:
+            out = torch.nn.functional.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        out = out.transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
+        return attn.o_proj(out)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _expert(expert: Any, dim: int, x: torch.Tensor) -> torch.Tensor:
+        out = expert(x[..., :dim])
+        if out.shape[-1] != x.shape[-1]:  # stock scatters into zeros when an expert is narrower
+            out = torch.nn.functional.pad(out, (0, x.shape[-1] - out.shape[-1]))
+        return out  # type: ignore[no-any-return]
+
+    def _mlp(self, layer: Any, x: torch.Tensor, split: int | None) -> torch.Tensor:
+        """MoE MLP: tokens before ``split`` -> expert 0 (text), from ``split`` on -> expert 1 (action)."""
+        if layer.mlp is not None:
+            x = x.to(layer.mlp.down_proj.weight.dtype)
+            return layer.mlp(x)  # type: ignore[no-any-return]
+        moe = layer.moe
+        x = x.to(moe.experts[0].down_proj.weight.dtype)
+        dims = moe.dim_inputs
+        if split is None:
+            return self._expert(moe.experts[1], dims[1], x)
+        prefix = self._expert(moe.experts[0], dims[0], x[:, :split])
+        actions = self._expert(moe.experts[1], dims[1], x[:, split:])
+        return torch.cat([prefix, actions], dim=1)
+
+    def _layer(self, idx: int, layer: Any, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int,
+               mask: torch.Tensor | None, split: int | None) -> torch.Tensor:
+        residual = h
+        x = layer.input_layernorm(h.to(layer.input_layernorm.weight.dtype))
+        x = x.to(layer.self_attn.q_proj.weight.dtype)
+        h = residual + self._attention(idx, layer.self_attn, x, cos, sin, start, mask)
+        residual = h
+        x = layer.post_attention_layernorm(h.to(layer.post_attention_layernorm.weight.dtype))
+        return residual + self._mlp(layer, x, split)
+
+    # -- the flow ------------------------------------------------------------------------------------------
+    def _kv(self, seq_len: int) -> _KVCache:
+        if self._cache is None or self._cache.seq_len != seq_len:
+            shape = (1, self._num_kv, seq_len, self._head_dim)
+            n = len(self._lm.layers)
+            make = [torch.empty(shape, dtype=self._dtype, device=self.device) for _ in range(2 * n)]
+            self._cache = _KVCache(seq_len, make[:n], make[n:])
+        return self._cache
+
+    def _prefix_embeddings(self, inputs: FlowInputs) -> torch.Tensor:
+        plan = inputs.plan
+        embeds = plan.text_embeds.clone()
+        image = self.vision(inputs.pixel_values, self.vision.geometry(plan.grid))
+        embeds[0].index_copy_(0, plan.image_positions, image.to(embeds.dtype))
+        proprio = inputs.proprioception.to(embeds.dtype)
+        proprio_mask = inputs.agent_pos_mask.to(embeds.dtype)
+        state = self._head.proprioception_proj(proprio, proprio_mask, use_history=proprio.shape[1] > 1)
+        state = state.to(torch.bfloat16).reshape(-1, embeds.shape[-1])  # stock casts to bf16 before inserting
+        embeds[0].index_copy_(0, plan.propri_positions, state.to(embeds.dtype))
+        return embeds
+
+    def _velocity(self, plan: PromptPlan, embeds: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                  first: bool) -> torch.Tensor:
+        start = plan.action_start
+        action = self._head.step(timestep=t.unsqueeze(0).repeat(y.shape[0]), noisy_action=y,
+                                 dof_mask=self.inputs.dof_mask)
+        action = action.reshape(-1, self._hidden).to(dtype=embeds.dtype).view(1, -1, self._hidden)
+        if first:  # the whole prompt, as stock: fills the prefix keys/values
+            h = torch.cat([embeds[:, :start], action], dim=1)
+            mask = plan.additive_mask if self.attention == "eager" else plan.allowed
+            for i, layer in enumerate(self._lm.layers):
+                h = self._layer(i, layer, h, plan.cos, plan.sin, 0, mask, start)
+            h = h[:, start:]
+        else:  # action tokens only, against the cached prefix
+            cos, sin = plan.cos[:, :, start:], plan.sin[:, :, start:]
+            amask: torch.Tensor | None = None
+            if not plan.action_rows_unmasked:
+                full = plan.additive_mask if self.attention == "eager" else plan.allowed
+                amask = full[:, :, start:]
+            h = action
+            for i, layer in enumerate(self._lm.layers):
+                h = self._layer(i, layer, h, cos, sin, start, amask, None)
+        h = self._lm.norm(h)
+        pred = self._head.action_proj_back(h.to(torch.float32))
+        return pred.reshape(1, self.horizon, self.max_action_dim)  # type: ignore[no-any-return]
+
+    def _denoise(self, inputs: FlowInputs, noise: torch.Tensor) -> torch.Tensor:
+        plan = inputs.plan
+        self._kv(plan.seq_len)
+        embeds = self._prefix_embeddings(inputs)
+        y = noise
+        for i in range(self.steps):  # torchdiffeq's Euler step: y += (t1 - t0) * f(t0, y)
+            t0, t1 = self._times[i], self._times[i + 1]
+            y = y + (t1 - t0) * self._velocity(plan, embeds, t0, y, first=i == 0)
+        return y
+
+    # -- CUDA graphs (CUDA only; not exercised by the CPU tests) -------------------------------------------
+    def _graph_for(self, inputs: FlowInputs, noise: torch.Tensor) -> _Graph | None:
+        key = (id(inputs.plan),)  # the graph reads the plan's tensors: one graph per live plan
+        graph = self._graphs.get(key)
+        if graph is not None:
+            return graph
+        try:
+            static = FlowInputs(inputs.plan, inputs.pixel_values.clone(), inputs.proprioception.clone(),
+                                inputs.agent_pos_mask.clone())
+            static_noise = noise.clone()
+            stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm-up outside capture (allocator, cuBLAS handles)
+                    self._denoise(static, static_noise)
+            torch.cuda.current_stream().wait_stream(stream)
+            cuda_graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(cuda_graph):
+                output = self._denoise(static, static_noise)
+        except RuntimeError as err:
+            _LOG.warning("CUDA graph capture failed (%s); running the flow engine eagerly", err)
+            self.cuda_graphs = False
+            return None
+        assert self._cache is not None
+        graph = _Graph(cuda_graph, inputs.plan, self._cache, static.pixel_values, static.proprioception,
+                       static.agent_pos_mask, static_noise, output)
+        self._graphs[key] = graph
+        while len(self._graphs) > _MAX_GRAPHS:
+            self._graphs.pop(next(iter(self._graphs)))
+        return graph
+
+    # -- public ---------------------------------------------------------------------------------------------
+    def prepare(self, observation: Observation) -> FlowInputs:
+        """Model inputs for ``observation`` (on the device)."""
+        return self.inputs.build(observation)
+
+    @torch.no_grad()
+    def run(self, inputs: FlowInputs, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised actions (1, chunk, action_dim) for ``inputs``. Noise is drawn as stock draws it
+        (``torch.randn`` on the device) unless given, so a seeded run matches stock."""
+        if noise is None:
+            noise = torch.randn(size=(1, self.horizon, self.max_action_dim), dtype=torch.float32, device=self.device)
+        if self.cuda_graphs:
+            graph = self._graph_for(inputs, noise)
+            if graph is not None:
+                graph.pixel_values.copy_(inputs.pixel_values)
+                graph.proprioception.copy_(inputs.proprioception)
+                graph.agent_pos_mask.copy_(inputs.agent_pos_mask)
+                graph.noise.copy_(noise)
+                graph.graph.replay()
+                actions = graph.output.clone()
+            else:
+                actions = self._denoise(inputs, noise)
+        else:
+            actions = self._denoise(inputs, noise)
+        return actions[:, :, : self._action_dim()]
+
+    def _action_dim(self) -> int:
+        return int(self.policy.config.output_features["action"].shape[0])
+
+    def predict(self, observation: Observation, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.run(self.prepare(observation), noise)
+
+
+def select_flow_engine(config: BackendConfig, policy: Any, preprocessor: Any, mode: str) -> FlowEngine | None:
+    """The flow engine ``config.engine`` asks for, or None for LeRobot's stock ``predict_action_chunk``.
+
+    ``auto`` picks fast_flow wherever it can run (flow mode, validated LeRobot line, images passed
+    through by the preprocessor) and stock otherwise; ``fast_flow`` raises if it cannot run.
+    """
+    if config.engine == "stock":
+        return None
+    reason = None
+    if mode != "diffusion":
+        reason = f"fast_flow computes flow-mode chunks only (mode is {mode!r}); fast mode runs LeRobot's generate"
+    reason = reason or lerobot_compat.flow_engine_unsupported_reason()
+    reason = reason or lerobot_compat.preprocessor_passes_images_through(preprocessor)
+    if reason:
+        if config.engine == "fast_flow" and mode == "diffusion":
+            raise BackendConfigError(f"engine 'fast_flow' cannot run here: {reason}. Use engine 'stock' or 'auto'.")
+        _LOG.info("using LeRobot's stock inference: %s", reason)
+        return None
+    return FlowEngine(policy, preprocessor, attention=config.flow_attention, cuda_graphs=config.cuda_graphs)
