@@ -97,7 +97,10 @@ def measure_model(work: Path, iters: int, fast_iters: int, compile_model: bool) 
     ckpt = build_tiny_checkpoint(work / "tiny_diffusion")
     out["build_tiny_checkpoint_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
-    backend = load_backend(BackendConfig(checkpoint_dir=ckpt, allow_random_weights=True, seed=0, num_threads=1))
+    # engine stock: LeRobot's own predict_action_chunk on both lines (the fast flow engine runs on 0.4.x only; its
+    # gain is measured by bench/inference), so the rows compare the two LeRobot lines like for like
+    backend = load_backend(BackendConfig(checkpoint_dir=ckpt, allow_random_weights=True, seed=0, num_threads=1,
+                                         engine="stock"))
     out["load_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     reference = backend.predict_chunk(obs).actions
