@@ -186,8 +186,9 @@ def test_cli(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         exe = Path(shutil.which("wallx-ros-convert-checkpoint") or "")
     if not exe.is_file():
         pytest.skip("wallx-ros-convert-checkpoint is not installed in this venv (run scripts/setup.sh)")
-    run = subprocess.run([str(exe), "--check", str(tmp_path / "out")], capture_output=True, text=True,
-                         env=subprocess_env())
+    # as `ros2 run` starts it: trailing ROS arguments are ignored
+    run = subprocess.run([str(exe), "--check", str(tmp_path / "out"), "--ros-args", "-r", "__node:=x"],
+                         capture_output=True, text=True, env=subprocess_env())
     assert run.returncode == 0 and f"LeRobot {OTHER}: no known incompatibility" in run.stdout, run.stderr
 
 

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", choices=LINES, help="target LeRobot line")
     parser.add_argument("--check", action="store_true",
                         help="only report which LeRobot lines can load SRC as it is (no DST needed)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--ros-args" in argv:  # started by ros2 run / launch: ROS arguments are not ours
+        argv = argv[:argv.index("--ros-args")]
     args = parser.parse_args(argv)
     try:
         if args.check:
