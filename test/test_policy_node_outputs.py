@@ -54,7 +54,8 @@ def outputs(ros: RosTestNode, tiny_checkpoint: Path,
               "instruction": "stack the blocks", "warmup": False, "use_sim_time": True,
               "camera_transport": "compressed", "output_mode": "joint_state", "dry_run": True,
               "position_lower": [-LIMIT], "position_upper": [LIMIT], "max_velocity": [VMAX],
-              "robot_description": aloha_urdf(), "diagnostics_rate_hz": 4.0}
+              "robot_description": aloha_urdf(), "diagnostics_rate_hz": 4.0,
+              "engine": "stock"}  # LeRobot's own predict_action_chunk (the other modules run the default fast_flow)
     topics = {"dry_stream": (JointState, f"{NODE}/dry_run/joint_commands"),
               "dry_traj": (JointTrajectory, f"{NODE}/dry_run/joint_trajectory"),
               "stream": (JointState, f"{NODE}/joint_commands"), "traj": (JointTrajectory, f"{NODE}/joint_trajectory"),
@@ -78,6 +79,7 @@ def test_compressed_inputs_drive_a_limited_stream_at_the_control_rate_in_dry_run
     proc, driver, c = outputs
     assert driver.pulse_until(lambda: len(c["dry_traj"].messages) >= 1 or not proc.alive(), 150)
     assert proc.alive(), proc.output()[-3000:]
+    assert "engine stock" in proc.output(), "the engine parameter did not reach the backend"
     first = stamp_to_ns(c["dry_traj"].messages[0].header.stamp)
     # the stream after the first chunk: one message per control period (50 Hz on the simulated clock)
     driver.rate = 0.1

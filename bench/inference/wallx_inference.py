@@ -264,7 +264,8 @@ class Bench:
                 eos = int(model.processor.tokenizer.eos_token_id)
                 model.generation_config.sequence_bias = {(eos,): 1e4}
         config = BackendConfig(checkpoint_dir=Path(tempfile.gettempdir()), device=self.device, mode=mode,
-                               allow_random_weights=True, cuda_graphs=cuda_graphs, engine="auto")
+                               allow_random_weights=True, cuda_graphs=cuda_graphs, engine="auto",
+                               flow_attention=self.args.flow_attention)
         engine = select_flow_engine(config, self.policy, pre, mode)
         mapping = RobotMapping(state_names=tuple(f"s{i}" for i in range(STATE_DIM)),
                                action_names=tuple(f"a{i}" for i in range(ACTION_DIM)), cameras=cams, fps=30.0)
@@ -353,6 +354,8 @@ class Bench:
                 res["max_abs_action_diff_vs_stock"], res["prompt_tokens"] = self.action_diff(backend, pre, cams)
             if cuda:
                 res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            if args.profile and mode == "diffusion" and backend.engine == "fast_flow":
+                res["profile"] = self.profile(backend, cams)
             out.append(res)
         for r in out:
             print(json.dumps(r), flush=True)
@@ -374,6 +377,39 @@ class Bench:
             seq_len = inputs.plan.seq_len
             worst = max(worst, float((ref.float() - ours.float()).abs().max()))
         return worst, seq_len
+
+    def profile(self, backend: Any, cams: tuple[str, ...], chunks: int = 3) -> dict[str, Any]:
+        """Where one chunk's time goes (torch.profiler): CPU-side input preparation vs GPU work, kernel count,
+        GPU-busy time and the kernels that take most of it, averaged over ``chunks`` chunks."""
+        import torch
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        obs = [self.observation(cams, 9000 + i) for i in range(chunks)]
+        prep_ms = []
+        cuda = self.device.startswith("cuda")
+        with torch_profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            for o in obs:
+                sync(self.device)
+                t0 = time.perf_counter()
+                inputs = backend._engine.prepare(o)
+                sync(self.device)
+                prep_ms.append((time.perf_counter() - t0) * 1e3)
+                backend._engine.run(inputs)
+                sync(self.device)
+        kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU  # CPU: every op
+        kernels = [e for e in prof.key_averages() if e.device_type == kind]
+        def dev_us(e: Any) -> float:
+            if not cuda:
+                return float(e.self_cpu_time_total)
+            return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)))
+        busy_us = sum(dev_us(e) for e in kernels)
+        top = sorted(kernels, key=dev_us, reverse=True)[:12]
+        return {"chunks": chunks, "prepare_ms_p50": round(statistics.median(prep_ms), 2),
+                "kernel_launches_per_chunk": round(sum(e.count for e in kernels) / chunks),
+                "gpu_busy_ms_per_chunk": round(busy_us / 1e3 / chunks, 2),
+                "top_kernels": [{"name": e.key[:90], "ms_per_chunk": round(dev_us(e) / 1e3 / chunks, 3),
+                                 "calls_per_chunk": round(e.count / chunks, 1)} for e in top]}
 
     @staticmethod
     def lr_quiet() -> Any:
@@ -397,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-seeds", type=int, default=2, help="chunks compared stock vs wallx_ros per config")
     ap.add_argument("--fast-tokens", type=int, default=100, help="action tokens generated per fast-mode chunk")
     ap.add_argument("--fast-vocab", type=int, default=2048, help="FAST-like action token vocabulary")
+    ap.add_argument("--flow-attention", default="auto", choices=("auto", "eager", "sdpa"),
+                    help="wallx_ros fast_flow attention kernel (auto: sdpa on CUDA, eager on CPU)")
+    ap.add_argument("--profile", action="store_true", help="profile 3 wallx_ros flow chunks")
+    ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
     args = ap.parse_args(argv)
@@ -414,11 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         print("CUDA requested but torch sees no GPU", file=sys.stderr)
         return 2
     report: dict[str, Any] = {"benchmark": "wallx_inference", "size": args.size, **machine(device),
-                              "image_hw": list(args.img), "chunk_size": args.chunk, "fast_tokens": args.fast_tokens,
+                              "image_hw": list(args.img), "flow_attention_arg": args.flow_attention,
+                              "chunk_size": args.chunk, "fast_tokens": args.fast_tokens,
                               "flow_steps": lerobot_compat.flow_steps(), "instruction": INSTRUCTION,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": []}
     tag = (report["gpu"] or "cpu").lower().replace(" ", "_").replace("/", "_")
-    out = Path(args.out_dir) / f"inference_{args.size}_{tag}.json"
+    out = Path(args.out_dir) / f"inference_{args.size}_{tag}{'_' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save(complete: bool) -> None:  # after every configuration, so a long run that is cut short keeps its rows

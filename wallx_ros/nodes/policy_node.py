@@ -204,7 +204,8 @@ class PolicyNode(LifecycleNode):
             f"configured: cameras {list(cameras)} ({cfg.camera_transport}, images via {self.inputs.converter.backend}),"
             f" joints {list(state_names)} -> {cfg.output_mode} on "
             f"{self.resolve_topic_name(prefix + 'joint_trajectory')}"
-            f", {fps:g} fps, horizon {cfg.execution.execution_horizon}, control {control_rate:g} Hz")
+            f", {fps:g} fps, horizon {cfg.execution.execution_horizon}, control {control_rate:g} Hz"
+            f", engine {backend.engine}")
 
     def _make_outputs(self, cfg: PolicyNodeConfig) -> None:
         prefix = "~/dry_run/" if cfg.dry_run else "~/"

@@ -51,6 +51,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("trust_remote_code", False, "allow loading an action tokenizer that executes code"),
     ParamSpec("seed", -1, "re-seed torch before each prediction (>= 0), -1 = free-running noise"),
     ParamSpec("num_threads", 0, "torch CPU threads, 0 = torch default"),
+    ParamSpec("engine", "auto", "flow-mode engine: auto, stock (LeRobot's predict_action_chunk) or fast_flow"),
+    ParamSpec("flow_attention", "auto", "fast_flow attention: auto (sdpa on CUDA, eager on CPU), eager or sdpa"),
+    ParamSpec("cuda_graphs", True, "fast_flow on CUDA: capture the flow once per prompt shape and replay it"),
     ParamSpec("warmup", True, "run one inference at configure so the first real one is not slow"),
     ParamSpec("autostart", True, "configure and activate at start-up (false: wait for a lifecycle manager)"),
     # inputs
@@ -210,6 +213,7 @@ def read_config(node: Node) -> PolicyNodeConfig:
         device=str(get("device")), dtype=str(get("dtype")), mode=str(get("mode")),
         allow_random_weights=bool(get("allow_random_weights")), trust_remote_code=bool(get("trust_remote_code")),
         seed=seed if seed >= 0 else None, num_threads=int(get("num_threads")),
+        engine=str(get("engine")), flow_attention=str(get("flow_attention")), cuda_graphs=bool(get("cuda_graphs")),
     )
     execution = ExecutionConfig(
         execution_horizon=int(get("execution_horizon")), blend=str(get("blend")), blend_steps=int(get("blend_steps")),

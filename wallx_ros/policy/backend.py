@@ -34,6 +34,11 @@ class PolicyBackend(Protocol):
         """Rate of the actions within a chunk (Hz)."""
         ...
 
+    @property
+    def engine(self) -> str:
+        """How chunks are computed (``stock`` LeRobot or wallx_ros's ``fast_flow``), for logs and diagnostics."""
+        ...
+
     def predict_chunk(self, observation: Observation) -> ActionChunk:
         """Predict the next chunk of actions. Raises InferenceError for a bad observation."""
         ...
