@@ -23,6 +23,7 @@ EXECUTABLES = {
     "wallx-ros-robot-mapping": "wallx_ros.cli.robot_mapping:main",
     "image_compressor": "wallx_ros.nodes.image_compressor:main",
     "wallx-ros-make-test-checkpoint": "wallx_ros.cli.make_test_checkpoint:main",
+    "wallx-ros-convert-checkpoint": "wallx_ros.cli.convert_checkpoint:main",
     "wallx-ros-fastdds-profile": "wallx_ros.cli.fastdds_profile:main",
     "wallx-ros-interfaces-package": "wallx_ros.cli.interfaces_package:main",
     "sim_node": "wallx_ros.nodes.sim_node:main",

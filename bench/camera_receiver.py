@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from wallx_ros import ros_compat
 from wallx_ros.core.errors import CoreError
 from wallx_ros.nodes.ros_conversions import image_to_rgb, stamp_to_ns
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = json.loads(Path(argv[0]).read_text())
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        with rclpy.init():
+        with ros_compat.init():  # rclpy.init() is no context manager on Jazzy
             node = CameraReceiver(cfg)
             executor = SingleThreadedExecutor()
             executor.add_node(node)

@@ -5,6 +5,7 @@
 #   bash scripts/demo.sh --checkpoint DIR         # a real LeRobot wall_x policy folder (add --device cuda)
 #   bash scripts/demo.sh --record                 # teleop + record variant: sim + teleop_node + recorder_node -> a LeRobot v3 dataset
 # Options:
+#   --stack S                  kilted (default: ROS 2 Kilted + LeRobot 0.4.4) or jazzy (ROS 2 Jazzy + LeRobot 0.6.1)
 #   --device D                 policy device (cpu | cuda | cuda:N | auto), default cpu
 #   --real-time-factor X       sim seconds per wall second; default 0.05 on cpu (a CPU chunk takes 1-5 s), 1.0 otherwise
 #   --duration S               stop by itself after S wall seconds (default: run until Ctrl-C)
@@ -30,6 +31,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 checkpoint=""
 device="cpu"
+stack=${WALLX_STACK:-kilted}
 rtf=""
 duration=""
 out=""
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --checkpoint) checkpoint=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
+    --stack) stack=$2; shift 2 ;;
     --real-time-factor) rtf=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -74,9 +77,9 @@ if $record; then
     *) echo "demo.sh: --teleop must be keyboard, joy or leader, got $teleop_mode" >&2; exit 2 ;;
   esac
 fi
-if $setup; then bash scripts/setup.sh; fi
+if $setup; then bash scripts/setup.sh --stack "$stack"; fi
 # shellcheck disable=SC1091
-source scripts/env.sh
+source scripts/env.sh --stack "$stack"
 out=${out:-$root/.cache/demo/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 # a node's output to the terminal and a log file; tee ignores Ctrl-C (the terminal sends it to every process of
@@ -113,7 +116,7 @@ else
   # --- sim + policy in closed loop ------------------------------------------------------------------------
   extra=()
   if [ -z "$checkpoint" ]; then
-    checkpoint="$root/.cache/checkpoints/tiny_diffusion"
+    checkpoint="$root/.cache/checkpoints/tiny_diffusion_$stack"  # each LeRobot line writes its own layout
     if [ ! -f "$checkpoint/model.safetensors" ]; then
       python -m wallx_ros.cli.make_test_checkpoint "$checkpoint"
     fi

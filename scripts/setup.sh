@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
 # One-time (idempotent, unattended) setup of a wallx_ros development venv.
-#   bash scripts/setup.sh                 # default stack: ROS 2 Kilted wheels + LeRobot 0.4.4 + CPU torch (Python 3.11)
+#   bash scripts/setup.sh                 # default stack: ROS 2 Kilted wheels + LeRobot 0.4.4 + CPU torch (Python 3.11) -> .venv
 #   bash scripts/setup.sh --stack kilted  # the same, explicitly
-# Re-running is cheap: the venv is rebuilt only when requirements/<stack>.lock changes.
+#   bash scripts/setup.sh --stack jazzy   # ROS 2 Jazzy (LTS) wheels + LeRobot 0.6.1 + torch 2.11 (Python 3.12) -> .venv-jazzy
+#   bash scripts/setup.sh --stack all     # both
+# Re-running is cheap: a venv is rebuilt only when requirements/<stack>.lock (or its interpreter) changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-stack=${WALLX_STACK:-kilted}
+# shellcheck source=stacks.sh
+source scripts/stacks.sh
+stack=${WALLX_STACK:-$WALLX_DEFAULT_STACK}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --stack) stack=$2; shift 2 ;;
+    --stack) stack=${2:?--stack needs a name}; shift 2 ;;
     --stack=*) stack=${1#--stack=}; shift ;;
-    *) echo "setup.sh: unknown argument $1" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument $1 (usage: setup.sh [--stack kilted|jazzy|all])" >&2; exit 2 ;;
   esac
 done
+if [ "$stack" = all ]; then
+  for s in $WALLX_STACKS; do bash "$0" --stack "$s"; done
+  exit 0
+fi
 # -qq: the machine's pip config lists local index folders that lack most packages; pip warns about
 # each of them. Errors still print, and a failing install fails the script.
 pip_install() { "$venv/bin/python" -m pip install -qq "$@"; }
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-case "$stack" in
-  kilted) venv=.venv; pyver=3.11 ;;
-  *) echo "setup.sh: unknown stack '$stack' (known: kilted)" >&2; exit 2 ;;
-esac
+wallx_stack "$stack" || { echo "setup.sh: unknown stack '$stack' (known: $WALLX_STACKS, all)" >&2; exit 2; }
+venv=$_ws_venv
+pyver=$_ws_pyver
 lock="requirements/$stack.lock"
 
 # 1. System libraries: FFmpeg (video datasets read back through torchcodec), OSMesa (headless MuJoCo).
@@ -41,12 +48,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# 2. Interpreter: pyenv's build where python$pyver is not on PATH by name.
-py=$(command -v "python$pyver" || true)
-if [ -z "$py" ]; then
-  py=$(ls -d "$HOME"/.pyenv/versions/"$pyver".*/bin/python"$pyver" 2>/dev/null | sort -V | tail -n 1 || true)
-fi
-[ -n "$py" ] || { echo "setup.sh: python$pyver not found (install it or pyenv install $pyver)" >&2; exit 1; }
+# 2. Interpreter: pyenv's build where python$pyver is not on PATH by name (jazzy: pyenv's 3.12.1).
+py=$(wallx_stack_python "$pyver") \
+  || { echo "setup.sh: python$pyver not found (install it, e.g. pyenv install $pyver)" >&2; exit 1; }
 
 # 3. The venv, rebuilt from the lock when the lock (or the interpreter) changed.
 want=$( (sha256sum "$lock" requirements/build-tools.txt; "$py" -VV) | sha256sum | cut -c1-16)
@@ -54,12 +58,12 @@ stamp="$venv/.wallx_ros_stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   log "$venv is up to date with $lock"
 else
-  log "building $venv from $lock with $py"
+  log "building $venv from $lock with $py$( [ "$stack" = jazzy ] && echo ' (torch 2.11 CUDA build: ~2.2 GB download, ~5.5 GB venv)')"
   rm -rf "$venv"
   "$py" -m venv "$venv"
   pip_install -r requirements/build-tools.txt
-  # --no-deps: the lock is the complete, resolved set (lerobot's own pins on torch cannot co-resolve
-  # with the local CPU torch wheel; see requirements/$stack.in)
+  # --no-deps: the lock is the complete, resolved set (kilted: lerobot 0.4.4's own pins on torch cannot
+  # co-resolve with the local CPU torch wheel; see requirements/$stack.in)
   pip_install --no-deps -r "$lock"
   "$venv/bin/python" -c "import rclpy, torch, lerobot" \
     || { echo "setup.sh: the venv does not import rclpy/torch/lerobot" >&2; exit 1; }

@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# Set up (idempotently) and run the whole test suite: bash scripts/test.sh [--stack kilted] [pytest args...]
+# Set up (idempotently) and run the whole test suite on every supported stack, one after the other:
+#   bash scripts/test.sh                         # kilted (LeRobot 0.4.4) AND jazzy (LeRobot 0.6.1): what CI runs
+#   bash scripts/test.sh --stack jazzy [ARGS]    # one stack; ARGS go to pytest
+# Exit code: 0 only when every stack's suite passed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-stack=${WALLX_STACK:-kilted}
-if [ "${1:-}" = "--stack" ]; then stack=$2; shift 2; fi
-bash scripts/setup.sh --stack "$stack"
-# shellcheck disable=SC1091
-source scripts/env.sh --stack "$stack"
-echo "[test] stack $stack: $(python -c 'import sys, torch, lerobot; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, lerobot {lerobot.__version__}")' 2>/dev/null)"
-start=$(date +%s)
-set +e
-python -m pytest "$@"
-rc=$?
-set -e
-echo "[test] pytest exit code $rc after $(( $(date +%s) - start )) s"
-# exit code 5 (no tests collected) is a failure too
-exit "$rc"
+# shellcheck source=stacks.sh
+source scripts/stacks.sh
+stacks=$WALLX_STACKS   # not $WALLX_STACK: a sourced env.sh must not silently narrow the suite
+case "${1:-}" in
+  --stack) stacks=${2:?--stack needs a name}; shift 2 ;;
+  --stack=*) stacks=${1#--stack=}; shift ;;
+esac
+[ "$stacks" = all ] && stacks=$WALLX_STACKS
+for s in $stacks; do
+  wallx_stack "$s" || { echo "test.sh: unknown stack '$s' (known: $WALLX_STACKS, all)" >&2; exit 2; }
+done
+
+summary=()
+status=0
+for s in $stacks; do
+  bash scripts/setup.sh --stack "$s"
+  start=$(date +%s)
+  set +e
+  # a subshell per stack: env.sh activates that stack's venv
+  (
+    # shellcheck disable=SC1091
+    source scripts/env.sh --stack "$s" || exit 1
+    echo "[test] stack $s: $(python -c 'import sys, torch, lerobot, transformers; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, lerobot {lerobot.__version__}, transformers {transformers.__version__}")' 2>/dev/null)"
+    python -m pytest "$@"
+  )
+  rc=$?
+  set -e
+  # exit code 5 (no tests collected) is a failure too
+  summary+=("stack $s: pytest exit code $rc after $(( $(date +%s) - start )) s")
+  echo "[test] ${summary[-1]}"
+  [ "$rc" -eq 0 ] || status=1
+done
+printf '[test] %s\n' "${summary[@]}"
+exit "$status"

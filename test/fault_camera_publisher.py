@@ -17,12 +17,14 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from wallx_ros import ros_compat
+
 
 def main() -> None:
     topic, height, width, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     try:
-        with rclpy.init():
+        with ros_compat.init():
             node = rclpy.create_node("fault_camera", parameter_overrides=[Parameter("use_sim_time", value=True)])
             pub = node.create_publisher(Image, topic, qos_profile_sensor_data)
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -31,6 +30,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from wallx_ros import ros_compat
 from wallx_ros.core.image_encoding import JPEG_FORMAT, encode_jpeg
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.update(json.loads(Path(argv[0]).read_text()))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        with rclpy.init():
+        with ros_compat.init():  # rclpy.init() is no context manager on Jazzy
             node = RobotStandIn(cfg)
             executor = SingleThreadedExecutor()
             executor.add_node(node)

@@ -18,7 +18,8 @@ import pytest
 from ros_harness import REPO_ROOT, subprocess_env
 
 EXECUTABLES = ("policy_node", "wallx-ros-make-test-checkpoint", "sim_node", "diagnostics_markers",
-               "wallx-ros-plot-run", "wallx-ros-bag2dataset", "wallx-ros-dataset2bag")
+               "wallx-ros-plot-run", "wallx-ros-convert-checkpoint", "wallx-ros-bag2dataset",
+               "wallx-ros-dataset2bag")
 SHARE_FILES = ("package.xml", "launch/policy.launch.py", "config/policy.yaml", "config/fastdds_loopback.xml",
                "launch/sim.launch.py", "config/sim.yaml", "config/gz_bridge.yaml", "config/topics_isaac.yaml",
                "config/wallx.rviz", "config/bag2dataset.yaml")

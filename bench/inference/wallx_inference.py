@@ -149,6 +149,10 @@ def write_backbone(directory: Path, size: str, n_action_tokens: int) -> None:
         noise_scheduler={"beta_alpha": 1.5, "beta_beta": 1.0, "s": 0.999, "num_inference_timesteps": 10},
         architectures=["Qwen2_5_VLForConditionalGeneration"], **ids, **copy.deepcopy(text),
     ).save_pretrained(str(directory))
+    if lerobot_compat.backbone_weights_required():  # LeRobot 0.6 refuses a backbone folder without the file;
+        from safetensors.torch import save_file  # empty: the weights stay the seeded random init
+
+        save_file({}, str(directory / lerobot_compat.BACKBONE_WEIGHTS_FILENAME), metadata={"format": "pt"})
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -468,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"benchmark": "wallx_inference", "size": args.size, **machine(device),
                               "image_hw": list(args.img), "flow_attention_arg": args.flow_attention,
                               "chunk_size": args.chunk, "fast_tokens": args.fast_tokens,
-                              "flow_steps": lerobot_compat.wallx_internals().flow_steps, "instruction": INSTRUCTION,
+                              "flow_steps": lerobot_compat.flow_steps(), "instruction": INSTRUCTION,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": []}
     tag = (report["gpu"] or "cpu").lower().replace(" ", "_").replace("/", "_")
     out = Path(args.out_dir) / f"inference_{args.size}_{tag}{'_' + args.tag if args.tag else ''}.json"

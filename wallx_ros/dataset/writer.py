@@ -256,7 +256,7 @@ class DatasetWriter:
             lerobot_compat.save_episode(self._ds)
             t1 = time.monotonic()
             self._ds.finalize()
-            self._ds.stop_image_writer()
+            lerobot_compat.stop_image_writer(self._ds)
             self._journal.commit(index + 1, self._frames + frames)
         except Exception as err:
             self._episode_open = False
@@ -307,7 +307,7 @@ class DatasetWriter:
                 self._log(f"closing {self.spec.root}: discarded the unsaved episode ({dropped} frames)")
             if self._ds is not None:
                 self._ds.finalize()
-                self._ds.stop_image_writer()
+                lerobot_compat.stop_image_writer(self._ds)
         finally:
             self._ds = None
             self._closed = True

@@ -6,13 +6,13 @@ and republishes a short summary (level, message, timing keys) at ``rate_hz`` abo
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from visualization_msgs.msg import Marker, MarkerArray
 
+from wallx_ros import ros_compat
 from wallx_ros.analysis.diagnostics_summary import StatusEntry, summarise
 
 __all__ = ["DiagnosticsMarkersNode", "main"]
@@ -60,7 +60,7 @@ class DiagnosticsMarkersNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     try:
-        with rclpy.init(args=args):
+        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
             node = DiagnosticsMarkersNode()
             executor = SingleThreadedExecutor()
             executor.add_node(node)

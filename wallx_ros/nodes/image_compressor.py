@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from wallx_ros import ros_compat
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.image_encoding import JPEG_FORMAT, encode_jpeg
 from wallx_ros.nodes.ros_conversions import image_to_rgb
@@ -65,7 +66,7 @@ class ImageCompressor(Node):
 
 def main(args: list[str] | None = None) -> int:
     try:
-        with rclpy.init(args=args):
+        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
             try:
                 node = ImageCompressor()
             except CoreError as err:

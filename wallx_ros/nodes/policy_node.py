@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -45,6 +44,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
+from wallx_ros import ros_compat
 from wallx_ros.core.action_mapping import ActionMapping
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.joint_trajectory_rules import hazards, validate
@@ -676,7 +676,8 @@ def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)  # also when started with SIGINT ignored (nohup, &)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        # rclpy.init() is no context manager on Jazzy: ros_compat.init is one on both distributions
+        with ros_compat.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             node = PolicyNode()
             if bool(node.get_parameter("autostart").value) and not node.autostart():
                 node.get_logger().fatal(f"cannot start: {node.configure_error or 'activation failed'}")

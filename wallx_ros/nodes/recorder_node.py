@@ -29,6 +29,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from wallx_ros import ros_compat
 from wallx_ros.core.cdr_image import parse_image_cdr
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.image_decoding import decode_raw
@@ -322,7 +323,7 @@ class RecorderNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     try:
-        with rclpy.init(args=args):
+        with ros_compat.init(args=args):
             try:
                 node = RecorderNode()
             except (DatasetError, CoreError) as err:

@@ -32,6 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
+from wallx_ros import ros_compat
 from wallx_ros.analysis.run_log import RunLogWriter
 from wallx_ros.core.joint_trajectory_rules import JtcOptions
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns
@@ -298,7 +299,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     try:
-        with rclpy.init(args=args):
+        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
             try:
                 node = SimNode()
             except SimError as err:

@@ -24,6 +24,7 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from wallx_ros import ros_compat
 from wallx_ros.core.errors import CoreError, TeleopError
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.core.teleop import KEYBOARD_HELP, KeyboardJog, TeleopCommander, TeleopConfig
@@ -275,7 +276,7 @@ class TeleopNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     try:
-        with rclpy.init(args=args):
+        with ros_compat.init(args=args):
             try:
                 node = TeleopNode()
             except CoreError as err:

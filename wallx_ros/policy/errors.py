@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendConfigError",
+    "CheckpointConversionError",
     "CheckpointError",
     "InferenceError",
     "PolicyError",
@@ -21,6 +22,10 @@ class BackendConfigError(PolicyError, ValueError):
 
 class CheckpointError(PolicyError):
     """A checkpoint folder is missing files, unsafe to load, or in a layout we do not know."""
+
+
+class CheckpointConversionError(CheckpointError):
+    """A policy folder cannot be converted between LeRobot lines (unknown layout, bad destination)."""
 
 
 class RandomWeightsError(CheckpointError):

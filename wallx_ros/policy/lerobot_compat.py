@@ -1,46 +1,82 @@
 """The one module that imports LeRobot, and the place where LeRobot versions differ.
 
-Supported lines: LeRobot 0.4.4 (WALL-OSS's own pin; transformers 4.49) and 0.6.x (transformers 5).
-Everything else in wallx_ros goes through the functions here, so a new LeRobot line means editing
-this file only. Heavy imports happen on first use.
+Supported lines: LeRobot 0.4.4 (WALL-OSS's own pin; transformers 4.49, Python 3.11, the ``kilted`` stack)
+and 0.6.x (transformers 5.4-5.5, Python >= 3.12, the ``jazzy`` stack). Everything else in wallx_ros goes
+through the functions here, so a new LeRobot line means editing this file only. Heavy imports happen on
+first use. What differs, and where it is handled:
+
+====================================  ==========================  =====================================
+topic                                 0.4.4                       0.6.x
+====================================  ==========================  =====================================
+processor pipelines                   saved ``policy_*processor.json``, same loader (``load_policy_processors``)
+``preprocess_inputs``                 ``(batch)``                 ``(batch, *, compute_position_ids)``
+``LeRobotDataset`` codec argument     ``vcodec="..."``            ``rgb_encoder=RGBEncoderConfig(...)``
+backbone ``model.safetensors``        optional (warns)            required (raises ``OSError``)
+Qwen2.5-VL processor                  image processor             + video processor
+fast mode prompt                      Qwen ids 151644/77091       tokenised ``<|im_start|>assistant``
+fast mode ``generate``                works                       needs ``patch_fast_generation``
+video decoding backend                torchcodec (+ FFmpeg)       pyav (no system FFmpeg needed)
+``save_episode`` video encoding       in process                  ``parallel_encoding=False`` (no fork)
+append to a dataset                   ``LeRobotDataset(...)``     ``LeRobotDataset.resume(...)``
+image writer, streaming encoder       on the dataset              on ``dataset.writer``
+====================================  ==========================  =====================================
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from wallx_ros.policy.errors import CheckpointError
+
 __all__ = [
+    "BACKBONE_WEIGHTS_FILENAME",
     "LeRobotApi",
     "WallXInternals",
     "api",
+    "backbone_weights_required",
+    "check_backbone_dir",
     "create_dataset",
     "dataset_cache_files",
+    "default_video_backend",
+    "fast_generation_patch_needed",
+    "fast_mode_needs_qwen_token_ids",
     "flow_engine_unsupported_reason",
+    "flow_steps",
+    "installed_line",
     "lerobot_version",
     "load_dataset",
     "load_policy_processors",
+    "make_qwen_processor",
     "open_dataset",
+    "patch_fast_generation",
     "preload_dataset_api",
     "prepare_runtime",
+    "preprocess_inputs",
     "preprocessor_passes_images_through",
     "prompt_token_room",
     "quiet_stdout",
     "registered_processor_steps",
     "run_lerobot_train",
     "save_episode",
+    "stop_image_writer",
     "streaming_backlog",
     "streaming_dropped_frames",
     "tokenizer_control_tokens",
+    "transformers_version",
     "wallx_internals",
 ]
+
+BACKBONE_WEIGHTS_FILENAME = "model.safetensors"
 
 
 def prepare_runtime() -> None:
@@ -49,7 +85,8 @@ def prepare_runtime() -> None:
     * The hub is unreachable: force offline mode so nothing waits on network timeouts.
     * CPU torch + PyPI torchvision: torchvision's compiled ops link against CUDA torch and fail to load;
       ``import torchvision`` then dies on the missing ``torchvision::nms`` schema. Defining the schema
-      first lets its pure-Python parts (transforms, used by LeRobot) import.
+      first lets its pure-Python parts (transforms, used by LeRobot) import. CUDA torch builds (the
+      jazzy stack's torch 2.11) load torchvision's ops normally and get no shim.
     """
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
@@ -77,12 +114,26 @@ def _ensure_torchvision_importable() -> None:
 _KEEP_ALIVE: list[Any] = []
 
 
-@cache
-def lerobot_version() -> tuple[int, int, int]:
+def _dist_version(dist: str) -> tuple[int, int, int]:
     from importlib.metadata import version
 
-    parts = [*version("lerobot").split("+")[0].split("."), "0", "0"][:3]
+    parts = [*version(dist).split("+")[0].split("."), "0", "0"][:3]
     return tuple(int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts)  # type: ignore[return-value]
+
+
+@cache
+def lerobot_version() -> tuple[int, int, int]:
+    return _dist_version("lerobot")
+
+
+@cache
+def transformers_version() -> tuple[int, int, int]:
+    return _dist_version("transformers")
+
+
+def installed_line() -> str:
+    """The supported LeRobot line installed here: ``"0.4"`` or ``"0.6"`` (checkpoint formats follow it)."""
+    return "0.4" if lerobot_version() < (0, 5, 0) else "0.6"
 
 
 @dataclass(frozen=True)
@@ -106,18 +157,22 @@ class LeRobotApi:
 
 @cache
 def api() -> LeRobotApi:
-    """Import LeRobot's wall_x stack once (after ``prepare_runtime``)."""
+    """Import LeRobot's wall_x stack once (after ``prepare_runtime``; fast-mode generation fixed if needed)."""
     prepare_runtime()
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.wall_x import constant as wallx_constants
     from lerobot.policies.wall_x.configuration_wall_x import WallXConfig
     from lerobot.policies.wall_x.modeling_wall_x import Qwen2_5_VLMoEForAction, WallXPolicy
+
+    # importing the processor module registers 'wall_x_task_processor', which saved pipelines name
     from lerobot.policies.wall_x.processor_wall_x import make_wall_x_pre_post_processors
     from lerobot.policies.wall_x.qwen_model.configuration_qwen2_5_vl import Qwen2_5_VLConfig
     from lerobot.processor import PolicyProcessorPipeline
     from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
 
+    if fast_generation_patch_needed():
+        _patch_prepare_inputs_for_generation(Qwen2_5_VLMoEForAction)
     return LeRobotApi(
         version=lerobot_version(),
         PreTrainedConfig=PreTrainedConfig,
@@ -136,7 +191,11 @@ def api() -> LeRobotApi:
 
 
 def load_policy_processors(policy_dir: Path, device: str) -> tuple[Any, Any]:
-    """LeRobot's saved pre/post-processor pipelines of a policy folder, preprocessor moved to ``device``."""
+    """LeRobot's saved pre/post-processor pipelines of a policy folder, preprocessor moved to ``device``.
+
+    Same files and loader on both lines (0.6 builds the steps with ``make_default_policy_processor_steps``
+    but saves and reads the same ``policy_preprocessor.json`` / ``policy_postprocessor.json``).
+    """
     lr = api()
     pre = lr.PolicyProcessorPipeline.from_pretrained(
         str(policy_dir), config_filename="policy_preprocessor.json",
@@ -175,12 +234,31 @@ def prompt_token_room(policy: Any, batch: dict[str, Any]) -> int:
         inputs = policy.preprocess_inputs(batch)
     return limit - int(inputs["input_ids"].shape[-1])
 
+def preprocess_inputs(policy: Any, batch: dict[str, Any]) -> Any:
+    """``WallXPolicy.preprocess_inputs``: model inputs (token ids, pixels, masks) of a preprocessed batch.
+
+    0.6 added a keyword ``compute_position_ids`` (default False: positions are computed in the forward,
+    as 0.4.4 always did); the call below means the same on both lines.
+    """
+    return policy.preprocess_inputs(batch)
+
 
 def make_qwen_processor(image_processor_kwargs: dict[str, Any], tokenizer: Any) -> Any:
-    """A Qwen2.5-VL processor (image processor + tokenizer) as this transformers version wants it."""
+    """A Qwen2.5-VL processor (image processor + tokenizer) as this transformers version wants it.
+
+    transformers 5 requires a video processor as well and saves everything as ``processor_config.json``;
+    4.49 saves the image processor as ``preprocessor_config.json``.
+    """
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
 
-    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**image_processor_kwargs), tokenizer=tokenizer)
+    extra: dict[str, Any] = {}
+    if transformers_version() >= (5, 0, 0):
+        from transformers import Qwen2VLVideoProcessor  # type: ignore[attr-defined, unused-ignore]
+
+        extra["video_processor"] = Qwen2VLVideoProcessor()
+    image_processor = Qwen2VLImageProcessor(**image_processor_kwargs)
+    return Qwen2_5_VLProcessor(  # type: ignore[no-untyped-call, unused-ignore]
+        image_processor=image_processor, tokenizer=tokenizer, **extra)
 
 
 class _Capture(io.StringIO):
@@ -188,7 +266,7 @@ class _Capture(io.StringIO):
 
 
 @contextlib.contextmanager
-def quiet_stdout() -> Any:
+def quiet_stdout() -> Iterator[io.StringIO]:
     """Capture LeRobot's ``print`` output (it prints load progress and load failures); yields the buffer."""
     buf = _Capture()
     with contextlib.redirect_stdout(buf):
@@ -196,8 +274,68 @@ def quiet_stdout() -> Any:
 
 
 def fast_mode_needs_qwen_token_ids() -> bool:
-    """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]."""
+    """LeRobot 0.4.4's fast mode finds the answer by the hard-coded ids [151644, 77091]; 0.6 tokenises it."""
     return lerobot_version() < (0, 5, 0)
+
+
+# -- the backbone model.safetensors rule ------------------------------------------------------------------
+def backbone_weights_required() -> bool:
+    """0.6 raises when the backbone folder has no ``model.safetensors``; 0.4.4 warned and kept random init.
+
+    A policy folder's own ``model.safetensors`` holds every weight, so an EMPTY backbone file is enough
+    (nothing is loaded from it). The tiny checkpoint and ``wallx-ros-convert-checkpoint --to 0.6`` write one.
+    """
+    return lerobot_version() >= (0, 5, 0)
+
+
+def check_backbone_dir(backbone_dir: Path) -> None:
+    """Raise a CheckpointError saying how to fix a backbone folder this LeRobot line cannot load."""
+    weights = backbone_dir / BACKBONE_WEIGHTS_FILENAME
+    if backbone_weights_required() and not weights.is_file():
+        raise CheckpointError(
+            f"{weights} is missing: LeRobot {'.'.join(map(str, lerobot_version()))} refuses a WALL-OSS backbone "
+            "folder without model.safetensors (0.4.4 accepted it). If the policy folder was written by LeRobot "
+            "0.4.x, convert it: wallx-ros-convert-checkpoint SRC DST --to 0.6"
+        )
+
+
+# -- fast mode: transformers >= 5.4 generate() and LeRobot 0.6's prepare_inputs_for_generation -------------
+def fast_generation_patch_needed() -> bool:
+    """True where stock fast mode fails: LeRobot 0.6's ``prepare_inputs_for_generation`` indexes
+    ``cache_position``, which transformers >= 5.4's ``generate`` no longer passes (TypeError on None).
+    LeRobot 0.4.4 with transformers 4.49 passes it and is left alone."""
+    return lerobot_version() >= (0, 5, 0) and transformers_version() >= (5, 4, 0)
+
+
+def patch_fast_generation() -> bool:
+    """Apply the fast-mode generation fix if this version pair needs it (idempotent); return whether it is on."""
+    if not fast_generation_patch_needed():
+        return False
+    _patch_prepare_inputs_for_generation(api().Qwen2_5_VLMoEForAction)
+    return True
+
+
+def _patch_prepare_inputs_for_generation(model_cls: Any) -> None:
+    original = model_cls.prepare_inputs_for_generation
+    if getattr(original, "_wallx_ros_cache_position", False):
+        return
+
+    @functools.wraps(original)  # keep the signature: generate() validates model kwargs against it
+    def prepare_inputs_for_generation(self: Any, input_ids: Any, past_key_values: Any = None, *args: Any,
+                                      cache_position: Any = None, **kwargs: Any) -> Any:
+        if cache_position is None:
+            import torch
+
+            cached = int(past_key_values.get_seq_length()) if past_key_values is not None else 0
+            length = int(input_ids.shape[1])
+            # Positions of the tokens not yet in the cache. generate() hands over either the full sequence
+            # (prompt + generated so far: cached..length-1) or only the new tokens (cached..cached+length-1).
+            end = length if length > cached else cached + length
+            cache_position = torch.arange(cached, end, device=input_ids.device)
+        return original(self, input_ids, past_key_values, *args, cache_position=cache_position, **kwargs)
+
+    prepare_inputs_for_generation._wallx_ros_cache_position = True  # type: ignore[attr-defined]
+    model_cls.prepare_inputs_for_generation = prepare_inputs_for_generation
 
 
 # -- the fast flow engine (wallx_ros.policy.flow_engine) --------------------------------------------------
@@ -229,13 +367,23 @@ class WallXInternals:
 
 
 @cache
-def wallx_internals() -> WallXInternals:
-    """The WallX internals of the installed LeRobot (0.4.4 layout)."""
+def flow_steps() -> int:
+    """Flow-matching integration steps of LeRobot's WallX ``predict`` (its default; 10 on 0.4.4 and 0.6.1)."""
     import inspect
 
     prepare_runtime()
-    from lerobot.policies.wall_x import constant
     from lerobot.policies.wall_x.modeling_wall_x import Qwen2_5_VLMoEForAction
+
+    steps = inspect.signature(Qwen2_5_VLMoEForAction.predict).parameters["num_inference_timesteps"].default
+    return int(steps if steps is not None else 10)
+
+
+@cache
+def wallx_internals() -> WallXInternals:
+    """The WallX internals of the installed LeRobot (0.4.4 layout; 0.6 moved them: see
+    ``flow_engine_unsupported_reason``)."""
+    prepare_runtime()
+    from lerobot.policies.wall_x import constant
     from lerobot.policies.wall_x.qwen_model import qwen2_5_vl_moe as qwen
     from lerobot.policies.wall_x.utils import (
         get_wallx_normal_text,
@@ -245,7 +393,6 @@ def wallx_internals() -> WallXInternals:
     )
     from qwen_vl_utils.vision_process import smart_resize
 
-    steps = inspect.signature(Qwen2_5_VLMoEForAction.predict).parameters["num_inference_timesteps"].default
     return WallXInternals(
         apply_multimodal_rotary_pos_emb=qwen.apply_multimodal_rotary_pos_emb,
         apply_rotary_pos_emb_vision=qwen.apply_rotary_pos_emb_vision,
@@ -263,7 +410,7 @@ def wallx_internals() -> WallXInternals:
         generate_subtask_ratio=float(constant.GENERATE_SUBTASK_RATIO),
         model_type=str(constant.MODEL_TYPE),
         tokenizer_max_length=int(constant.TOKENIZER_MAX_LENGTH),
-        flow_steps=int(steps if steps is not None else 10),
+        flow_steps=flow_steps(),
     )
 
 
@@ -293,6 +440,8 @@ def flow_engine_unsupported_reason() -> str | None:
     if lerobot_version()[:2] != (0, 4):
         return f"fast_flow is validated on LeRobot 0.4.x only (installed: {'.'.join(map(str, lerobot_version()))})"
     return None
+
+
 # -- datasets (LeRobotDataset v3) ------------------------------------------------------------------------
 def _dataset_class() -> Any:
     prepare_runtime()
@@ -361,8 +510,16 @@ def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_w
                  streaming_encoding: bool = False, encoder_queue_frames: int = 0,
                  cache_dir: Path | None = None) -> Any:
     """An existing local dataset opened to append episodes (LeRobot's resume path: new episodes go to new
-    data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load."""
+    data, meta and video files). ``cache_dir`` receives the arrow cache ``datasets`` builds on load.
+
+    0.4.4 appends through ``LeRobotDataset(repo_id, root)`` + ``start_image_writer``; 0.6 opens that read-only
+    and appends through ``LeRobotDataset.resume(...)`` (which loads no frames until they are read).
+    """
     cls = _dataset_class()
+    if lerobot_version() >= (0, 5, 0):
+        with _datasets_cache(cache_dir):
+            return cls.resume(repo_id, root=root, image_writer_threads=image_writer_threads,
+                              **_encoder_kwargs(cls.resume, vcodec, streaming_encoding, encoder_queue_frames))
     with _datasets_cache(cache_dir):
         ds = cls(repo_id, root=root,
                  **_encoder_kwargs(cls.__init__, vcodec, streaming_encoding, encoder_queue_frames))
@@ -371,18 +528,31 @@ def open_dataset(*, repo_id: str, root: Path, vcodec: str | None = None, image_w
     return ds
 
 
+def stop_image_writer(dataset: Any) -> None:
+    """Stop a dataset's background image writer (0.6 keeps it on ``dataset.writer``). No-op without one."""
+    owner = dataset.writer if lerobot_version() >= (0, 5, 0) else dataset
+    if owner is not None:
+        owner.stop_image_writer()
+
+
 def dataset_cache_files(dataset: Any) -> list[Path]:
-    """Arrow cache files the loaded dataset memory-maps (to prune stale caches next to them)."""
-    hf = getattr(dataset, "hf_dataset", None)
+    """Arrow cache files the loaded dataset memory-maps (to prune stale caches next to them). A 0.6 dataset
+    opened to append has loaded nothing (its reader is created on first read): none."""
+    if lerobot_version() >= (0, 5, 0):
+        reader = getattr(dataset, "reader", None)
+        hf = getattr(reader, "hf_dataset", None) if reader is not None else None
+    else:
+        hf = getattr(dataset, "hf_dataset", None)
     return [Path(f["filename"]) for f in getattr(hf, "cache_files", [])]
 
 
 def load_dataset(repo_id: str, root: Path, *, episodes: list[int] | None = None,
                  delta_timestamps: dict[str, list[float]] | None = None, video_backend: str | None = None) -> Any:
-    """A local dataset opened for reading (frames, decoded video, ``meta``)."""
+    """A local dataset opened for reading (frames, decoded video, ``meta``); ``video_backend`` None = the
+    backend that decodes on CPU with this line (``default_video_backend()``)."""
     cls = _dataset_class()
     return cls(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps,
-               video_backend=video_backend)
+               video_backend=video_backend or default_video_backend())
 
 
 def save_episode(dataset: Any) -> None:
@@ -398,8 +568,10 @@ def save_episode(dataset: Any) -> None:
 
 def streaming_dropped_frames(dataset: Any) -> int:
     """Frames LeRobot's streaming video encoder dropped in the open episode (it drops when it falls
-    behind, and the video then no longer matches the data). 0 without streaming encoding."""
-    encoder = getattr(dataset, "_streaming_encoder", None)
+    behind, and the video then no longer matches the data). 0 without streaming encoding.
+    (0.6 keeps the encoder on ``dataset.writer``.)"""
+    owner = getattr(dataset, "writer", None) if lerobot_version() >= (0, 5, 0) else dataset
+    encoder = getattr(owner, "_streaming_encoder", None)
     return int(sum(getattr(encoder, "_dropped_frames", {}).values())) if encoder is not None else 0
 
 
@@ -421,10 +593,20 @@ def run_lerobot_train(argv: list[str]) -> None:
     finally:
         sys.argv = saved
 
+def default_video_backend() -> str:
+    """The video decoding backend that works on CPU with this line.
+
+    0.4.4: ``torchcodec`` (0.13, needs the system FFmpeg libraries; its ``pyav`` path is broken with
+    torchvision >= 0.26). 0.6: ``pyav`` (PyAV's own bundled FFmpeg, no system libraries needed).
+    """
+    return "torchcodec" if lerobot_version() < (0, 5, 0) else "pyav"
+
 
 def streaming_backlog(dataset: Any) -> int:
     """Frames waiting in LeRobot's streaming video encoder (the fullest camera queue); 0 without streaming.
-    An offline producer (the bag converter) waits on this instead of letting the encoder drop frames."""
-    encoder = getattr(dataset, "_streaming_encoder", None)
+    An offline producer (the bag converter) waits on this instead of letting the encoder drop frames.
+    (0.6 keeps the encoder on ``dataset.writer``.)"""
+    owner = getattr(dataset, "writer", None) if lerobot_version() >= (0, 5, 0) else dataset
+    encoder = getattr(owner, "_streaming_encoder", None)
     queues = getattr(encoder, "_frame_queues", None) or {}
     return max((q.qsize() for q in queues.values()), default=0)

@@ -116,7 +116,7 @@ def build_tokenizer(n_action_tokens: int, qwen_token_ids: bool) -> Any:
     the word "assistant" on 77091, as LeRobot 0.4.4's fast mode hard-codes those ids.
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import Qwen2TokenizerFast
+    from transformers import Qwen2TokenizerFast  # type: ignore[attr-defined, unused-ignore]  # 5.x: an alias
 
     vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     if qwen_token_ids:

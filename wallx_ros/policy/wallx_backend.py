@@ -21,8 +21,9 @@ from wallx_ros.core.robot_mapping import ROBOT_MAPPING_FILENAME, RobotMapping
 from wallx_ros.core.types import ActionChunk, Observation
 from wallx_ros.policy import checkpoint_files, lerobot_compat
 from wallx_ros.policy.action_tokenizer import ACTION_TOKENIZER_FILENAME, DctActionTokenizer
+from wallx_ros.policy.checkpoint_convert import detect_layout
 from wallx_ros.policy.config import BackendConfig
-from wallx_ros.policy.errors import CheckpointError, InferenceError, RandomWeightsError
+from wallx_ros.policy.errors import CheckpointConversionError, CheckpointError, InferenceError, RandomWeightsError
 from wallx_ros.policy.tiny_checkpoint import ACTION_TOKENIZER_SUBDIR, BACKBONE_SUBDIR, CHECKPOINT_INFO_FILENAME
 
 if TYPE_CHECKING:
@@ -108,6 +109,21 @@ def _read_policy_config(policy_dir: Path) -> Any:
         return lerobot_compat.api().PreTrainedConfig.from_pretrained(str(policy_dir))
     except Exception as err:  # draccus raises many types for a config it cannot decode
         raise CheckpointError(f"LeRobot cannot read {cfg_file}: {err}") from err
+
+
+def _check_lerobot_line(policy_dir: Path) -> None:
+    """Refuse, with the fix, a policy folder saved for the other LeRobot line (it would fail later, obscurely)."""
+    line = lerobot_compat.installed_line()
+    try:
+        layout = detect_layout(policy_dir)
+    except CheckpointConversionError:
+        layout = None  # not a layout we know (e.g. a newer LeRobot): let LeRobot itself judge it
+    if layout is not None and layout.blockers[line]:
+        raise CheckpointError(
+            f"{policy_dir} was saved for another LeRobot line than the installed {line} "
+            f"({'; '.join(layout.blockers[line])}). Convert a copy: "
+            f"wallx-ros-convert-checkpoint {policy_dir} <new folder> --to {line}"
+        )
 
 
 def _unloaded_parameters(model: Any, weight_files: list[Path], prefixes: list[str]) -> list[str]:
@@ -289,12 +305,14 @@ class WallXBackend:
             )
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        _check_lerobot_line(config.checkpoint_dir)
         policy_cfg = _read_policy_config(config.checkpoint_dir)
         mode = config.mode or str(policy_cfg.prediction_mode)
         layout = _resolve_layout(config, policy_cfg, mode)
         registered = lerobot_compat.registered_processor_steps()
         for name in _PROCESSOR_CONFIGS:
             checkpoint_files.check_processor_config(layout.policy_dir / name, registered)
+        lerobot_compat.check_backbone_dir(layout.backbone_dir)
         device = config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,51 @@
+"""Helper for test_dds_loopback_only.py: ``python dds_leak_probe.py pub|sub SECONDS``.
+
+pub: waits (bounded) for a subscriber, then publishes 640x480 rgb8 Images best-effort at 30 Hz for SECONDS.
+sub: counts what arrives for SECONDS. Each prints one ``PROBE {json}`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from wallx_ros import ros_compat
+
+
+def main() -> int:
+    role, seconds = sys.argv[1], float(sys.argv[2])
+    with ros_compat.init(args=[]):
+        node = rclpy.create_node(f"leak_probe_{role}")
+        result: dict[str, float] = {}
+        if role == "pub":
+            pub = node.create_publisher(Image, "leak_probe", qos_profile_sensor_data)
+            msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=bytes(640 * 480 * 3))
+            t0 = time.monotonic()
+            while pub.get_subscription_count() == 0 and time.monotonic() - t0 < 20:
+                time.sleep(0.05)
+            result["discovery_s"] = time.monotonic() - t0
+            sent, t1 = 0, time.monotonic()
+            while time.monotonic() - t1 < seconds:
+                pub.publish(msg)
+                sent += 1
+                time.sleep(1 / 30)
+            result["sent"] = sent
+        else:
+            got: list[int] = []
+            node.create_subscription(Image, "leak_probe", lambda m: got.append(len(m.data)), qos_profile_sensor_data)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            result["received"] = len(got)
+        node.destroy_node()
+    print("PROBE " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
