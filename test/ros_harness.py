@@ -50,6 +50,13 @@ def _claim_domain_id() -> str:
     raise RuntimeError("all ROS domain ids 1-101 are held by other test sessions")
 
 
+def private_domain_id() -> int:
+    """Another ROS_DOMAIN_ID held by this session alone, for rcl contexts a test creates in its own process
+    (fuzzed nodes): their participants and endpoints stay out of the session's domain, where a node named
+    like a later test's node would otherwise answer (or shadow) that test's service calls."""
+    return int(_claim_domain_id())
+
+
 def configure_ros_environment() -> dict[str, str]:
     """Set (in os.environ) the variables every ROS process of the test session needs; return them."""
     domain = os.environ.get("WALLX_TEST_DOMAIN_ID") or _claim_domain_id()

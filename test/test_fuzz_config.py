@@ -26,6 +26,7 @@ import yaml
 from fuzz_ledger import count, examples, fuzz_settings, trial
 from hypothesis import given
 from hypothesis import strategies as st
+from ros_harness import private_domain_id
 
 from wallx_ros.core.errors import CoreError, RobotMappingError
 from wallx_ros.core.robot_mapping import ROBOT_MAPPING_FILENAME, RobotMapping
@@ -169,12 +170,25 @@ def _param_values(spec_default: Any) -> st.SearchStrategy[Any]:
     return st.sampled_from([True] * 8 + [False]).flatmap(lambda right_type: same if right_type else other)
 
 
-def _build_node(overrides: dict[str, Any]) -> Any:
+def _build_node(overrides: dict[str, Any], context: Any) -> Any:
     from rclpy.parameter import Parameter
 
     from wallx_ros.nodes.policy_node import PolicyNode
 
-    return PolicyNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    return PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+
+
+@pytest.fixture(scope="module")
+def private_context() -> Any:
+    """An rcl context on a domain of its own for the policy nodes this module builds in the test process.
+    In the session's context they would be more "wallx_policy" nodes (with lifecycle services) beside the
+    real node a later module starts: that node's change_state calls then went unanswered (seen in CI)."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, domain_id=private_domain_id())
+    yield context
+    rclpy.shutdown(context=context)
 
 
 def _declaration_refusals() -> tuple[type[BaseException], ...]:
@@ -221,7 +235,8 @@ def _configure_and_check(node: Any, flag: Any) -> None:
         node.trigger_cleanup() if node.control is not None else None
 
 
-def test_fuzz_policy_node_parameters(ros: Any, real_backend: Any, tiny_checkpoint: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_fuzz_policy_node_parameters(private_context: Any, real_backend: Any, tiny_checkpoint: Path,
+                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from wallx_ros.nodes import policy_node
     from wallx_ros.nodes.policy_parameters import PARAMETERS
 
@@ -237,7 +252,7 @@ def test_fuzz_policy_node_parameters(ros: Any, real_backend: Any, tiny_checkpoin
     def run(overrides: list[tuple[str, Any]]) -> None:
         params = {**base, **dict(overrides)}
         with trial("policy node parameters -> configure", (*_declaration_refusals(), PolicyError, CoreError)) as flag:
-            node = _build_node(params)
+            node = _build_node(params, private_context)
             try:
                 _configure_and_check(node, flag)
             finally:
@@ -246,7 +261,7 @@ def test_fuzz_policy_node_parameters(ros: Any, real_backend: Any, tiny_checkpoin
     run()
 
 
-def test_fuzz_yaml_parameter_files(ros: Any, real_backend: Any, tiny_checkpoint: Path, tmp_path: Path,
+def test_fuzz_yaml_parameter_files(real_backend: Any, tiny_checkpoint: Path, tmp_path: Path,
                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A params file goes through rcl's YAML parser (C) before the node sees it: fuzz the whole path."""
     import rclpy
@@ -261,6 +276,8 @@ def test_fuzz_yaml_parameter_files(ros: Any, real_backend: Any, tiny_checkpoint:
                             "camera_transport", "output_mode", "blend_steps", "control_rate_hz", "instruction",
                             "state_joint_names", "gripper_scale", "latency_offset_s", "not_a_parameter"])
 
+    domain_id = private_domain_id()  # these in-process policy nodes must not meet the session's nodes
+
     @fuzz_settings(20)  # a new rcl context (DDS participant) per example: the slowest fuzz target
     @given(st.one_of(st.dictionaries(keys, st.one_of(yaml_scalars, st.lists(yaml_scalars, max_size=3)), max_size=4)
                      .map(lambda d: yaml.safe_dump({"/**": {"ros__parameters": {**base, **d}}})),
@@ -272,7 +289,8 @@ def test_fuzz_yaml_parameter_files(ros: Any, real_backend: Any, tiny_checkpoint:
         refusals = (*_declaration_refusals(), PolicyError, CoreError, RuntimeError)
         with trial("YAML params file (rcl parser) -> policy node", refusals) as flag:
             try:
-                rclpy.init(args=["wallx", "--ros-args", "--params-file", str(path)], context=context)
+                rclpy.init(args=["wallx", "--ros-args", "--params-file", str(path)], context=context,
+                           domain_id=domain_id)
             except Exception as err:  # rcl refuses the file: rclpy raises RCLError (a RuntimeError) with rcl's text
                 count("YAML params file: refused by rcl's parser", "refused")
                 raise RuntimeError(str(err)) from err
