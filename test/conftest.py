@@ -24,9 +24,11 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ros() -> Iterator[RosTestNode]:
-    """rclpy initialised once for the session, with a peer node spinning in the background."""
+    """rclpy initialised for one test module, with a peer node spinning in the background. Per module, not per
+    session: a module's subscriptions, clients and in-process nodes on the default context then cannot
+    disturb the next module's service calls (CI saw lifecycle calls go unanswered late in the session)."""
     import rclpy
 
     rclpy.init()
