@@ -34,7 +34,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -55,6 +55,7 @@ from wallx_ros.core.transport_timing import TransportReport, TransportTimingConf
 from wallx_ros.core.types import Observation
 from wallx_ros.core.urdf import UrdfModel
 from wallx_ros.nodes.command_stream import CommandStreamer
+from wallx_ros.nodes.executors import MultiThreadedExecutor
 from wallx_ros.nodes.observation_inputs import JOINT_STREAM, ObservationInputs
 from wallx_ros.nodes.policy_parameters import DIAGNOSTICS_RATE_RANGE, PolicyNodeConfig, declare_all, read_config
 from wallx_ros.nodes.policy_status import PolicyStatusPublisher, StatusFields, path_markers

@@ -21,7 +21,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -37,6 +37,7 @@ from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.dataset.recording import Recorder, RecorderConfig
 from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
+from wallx_ros.nodes.executors import MultiThreadedExecutor
 from wallx_ros.nodes.ros_conversions import image_to_rgb, stamp_to_ns
 
 __all__ = ["ACTION_TYPES", "RecorderNode", "main"]

@@ -1,0 +1,121 @@
+"""wallx_ros.nodes.executors.MultiThreadedExecutor over real rcl entities: each ready task goes to the thread
+pool once (rclpy's own executor re-queues tasks not yet started, busy-looping under GIL contention), callbacks
+of a reentrant group still run in parallel, and a callback's exception still reaches the spinning thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_harness import private_domain_id, wait_until
+from std_msgs.msg import Int32
+
+from wallx_ros.nodes.executors import MultiThreadedExecutor
+
+
+@pytest.fixture()
+def context() -> Iterator[Any]:
+    """A private rcl context on its own domain: the entities of this module meet nobody else."""
+    ctx = rclpy.Context()
+    rclpy.init(args=[], context=ctx, domain_id=private_domain_id())
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+    ctx.destroy()
+
+
+def _spin_in_thread(executor: MultiThreadedExecutor) -> threading.Thread:
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_each_message_is_dispatched_once_under_gil_contention(context: Any) -> None:
+    node = rclpy.create_node("executor_under_test", context=context)
+    peer = rclpy.create_node("executor_peer", context=context)
+    received: list[int] = []
+    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Int32, "numbers", lambda m: received.append(m.data), reliable,
+                             callback_group=ReentrantCallbackGroup())
+    pub = peer.create_publisher(Int32, "numbers", reliable)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    _spin_in_thread(executor)
+    stop = threading.Event()
+
+    def hog_the_gil() -> None:  # pure-Python work: pool threads must fight for the GIL to start a task
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    hogs = [threading.Thread(target=hog_the_gil, daemon=True) for _ in range(2)]
+    for hog in hogs:
+        hog.start()
+    try:
+        assert wait_until(lambda: pub.get_subscription_count() >= 1, 30)
+        for i in range(300):
+            pub.publish(Int32(data=i))
+            if i % 50 == 0:
+                time.sleep(0.01)
+        assert wait_until(lambda: len(received) == 300, 60), f"received {len(received)} of 300"
+    finally:
+        stop.set()
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()
+        peer.destroy_node()
+    assert sorted(received) == list(range(300))
+    # one pool task per taken message (rclpy's executor hands a waiting task out again on every loop)
+    assert executor.dispatched == 300, f"{executor.dispatched} tasks dispatched for 300 messages"
+
+
+def test_reentrant_callbacks_still_run_in_parallel(context: Any) -> None:
+    node = rclpy.create_node("executor_parallel", context=context)
+    barrier = threading.Barrier(2, timeout=20)
+    met: list[bool] = []
+    group = ReentrantCallbackGroup()
+    timers: list[Any] = []
+
+    def meet() -> None:  # returns only when the other timer's callback is running at the same time
+        try:
+            met.append(barrier.wait() >= 0)
+        except threading.BrokenBarrierError:
+            met.append(False)
+
+    timers.append(node.create_timer(0.05, meet, callback_group=group))
+    timers.append(node.create_timer(0.05, meet, callback_group=group))
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    _spin_in_thread(executor)
+    try:
+        assert wait_until(lambda: len(met) >= 2, 30), "two reentrant callbacks never ran at the same time"
+        assert all(met[:2])
+    finally:
+        for timer in timers:
+            timer.cancel()
+        barrier.abort()
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()
+
+
+def test_a_callback_exception_reaches_the_spinning_thread(context: Any) -> None:
+    node = rclpy.create_node("executor_raises", context=context)
+
+    def boom() -> None:
+        raise RuntimeError("boom from a callback")
+
+    node.create_timer(0.01, boom)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    try:
+        with pytest.raises(RuntimeError, match="boom from a callback"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()

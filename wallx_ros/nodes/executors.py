@@ -1,0 +1,65 @@
+"""A MultiThreadedExecutor without rclpy's re-dispatch busy loop, for nodes that need reentrant callbacks.
+
+rclpy's executor re-offers every task that has been handed out but has not started executing yet, and
+does so without waiting. ``rclpy.executors.MultiThreadedExecutor`` hands a task to its thread pool and
+immediately asks for more work, so until a pool thread starts the task the spinning thread loops: it
+re-submits the same task again and again, grows its future list, and holds the GIL while doing it, which
+delays the pool threads further (rclpy issue #1452, fixed upstream in rclpy 10.0.4, i.e. not in the Jazzy
+or Kilted releases). On a loaded 2-core machine this fed on itself: a policy node spun at 95 % CPU while
+inactive and a test process's main thread waited minutes for the GIL.
+
+``MultiThreadedExecutor`` below is a drop-in replacement: after handing a task to the pool, the spinning
+thread waits until a pool thread has started it, so a task is never queued twice and the executor blocks
+in the wait set when there is nothing new. Coroutine callbacks that ``await`` still make rclpy re-offer
+their task while they are suspended; the nodes of this package use none.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import rclpy.executors
+from rclpy.executors import ConditionReachedException, ExternalShutdownException, ShutdownException, TimeoutException
+
+__all__ = ["MultiThreadedExecutor"]
+
+_START_POLL_S = 0.05  # how often the spinning thread re-checks shutdown while every pool thread is busy
+
+
+class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
+    """rclpy's MultiThreadedExecutor, dispatching each ready task to its thread pool exactly once."""
+
+    def __init__(self, num_threads: int | None = None, *, context: Any = None) -> None:
+        super().__init__(num_threads=num_threads, context=context)
+        self._in_pool: list[Any] = []  # tasks handed to the pool and not finished: exceptions are raised from here
+        self.dispatched = 0  # tasks handed to the pool (tests check none is handed out twice)
+
+    def _spin_once_impl(self, timeout_sec: Any = None, wait_condition: Callable[[], bool] = lambda: False) -> None:
+        try:
+            task, _entity, _node = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except (ExternalShutdownException, ShutdownException, TimeoutException, ConditionReachedException):
+            return
+        if task.executing() or task.done():
+            return  # re-offered while a pool thread picked it up: it is already being run
+        started = threading.Event()
+
+        def run() -> None:
+            started.set()
+            task()
+
+        self._executor.submit(run)
+        self.dispatched += 1
+        self._in_pool.append(task)
+        # Block until a pool thread has begun the task: until then rclpy would offer it again at once.
+        while not started.wait(_START_POLL_S):
+            if self._is_shutdown or not self.context.ok():
+                break
+        # a started task sets its executing flag within microseconds; wait for that too, without the GIL
+        while started.is_set() and not (task.executing() or task.done()):
+            time.sleep(0.0002)
+        for finished in [t for t in self._in_pool if t.done()]:
+            self._in_pool.remove(finished)
+            finished.result()  # raise a callback's exception in the spinning thread, as rclpy does
