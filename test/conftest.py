@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ros_harness import RosTestNode, configure_ros_environment
+from ros_harness import RosTestNode, configure_ros_environment, remove_stale_fastdds_shm
 
 configure_ros_environment()  # must precede any rclpy import in this process and its children
+remove_stale_fastdds_shm()  # files of killed processes (earlier runs) can stall new participants' topics
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,6 +32,7 @@ def ros() -> Iterator[RosTestNode]:
     disturb the next module's service calls (CI saw lifecycle calls go unanswered late in the session)."""
     import rclpy
 
+    remove_stale_fastdds_shm()  # left by node processes an earlier module killed
     rclpy.init()
     peer = RosTestNode()
     yield peer

@@ -57,6 +57,40 @@ def private_domain_id() -> int:
     return int(_claim_domain_id())
 
 
+def remove_stale_fastdds_shm(shm_dir: Path = Path("/dev/shm")) -> int:
+    """Unlink Fast DDS shared-memory files whose owner died; return how many files went.
+
+    Fast DDS keeps an flock on ``<segment>_el`` while a participant uses a segment or a port. A process that
+    was killed (a fault test, a timed-out run) leaves its files behind, and a new participant that reuses a
+    stale port can wait on it: on this machine image topics then silently delivered nothing. A lock nobody
+    holds marks the files as stale; live participants (other test sessions included) keep theirs.
+    """
+    import contextlib
+    import fcntl
+
+    removed = 0
+    for lock in sorted(shm_dir.glob("fast*_el")):
+        if not lock.name.startswith(("fastdds_", "fastrtps_")):
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # held: a live participant's
+            base = lock.name[: -len("_el")]
+            for name in (base, f"sem.{base}_mutex", lock.name):
+                with contextlib.suppress(FileNotFoundError):
+                    (shm_dir / name).unlink()
+                    removed += 1
+        finally:
+            os.close(fd)
+    return removed
+
+
 def configure_ros_environment() -> dict[str, str]:
     """Set (in os.environ) the variables every ROS process of the test session needs; return them."""
     domain = os.environ.get("WALLX_TEST_DOMAIN_ID") or _claim_domain_id()
@@ -161,10 +195,12 @@ class RosTestNode:
 
     def __init__(self, name: str = "wallx_test_peer") -> None:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self.node = rclpy.create_node(name)
-        self._executor = MultiThreadedExecutor(num_threads=2)
+        # one thread: the peer's callbacks only append to lists, and rclpy's MultiThreadedExecutor re-queues
+        # tasks not yet started in a busy loop that, under load, starved the test's own thread of the GIL
+        self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()

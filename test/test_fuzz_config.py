@@ -189,6 +189,7 @@ def private_context() -> Any:
     rclpy.init(args=[], context=context, domain_id=private_domain_id())
     yield context
     rclpy.shutdown(context=context)
+    context.destroy()  # frees the DDS participant now (shutdown alone leaves it to the garbage collector)
 
 
 def _declaration_refusals() -> tuple[type[BaseException], ...]:
@@ -308,6 +309,7 @@ def test_fuzz_yaml_parameter_files(real_backend: Any, tiny_checkpoint: Path, tmp
             finally:
                 if context.ok():
                     rclpy.shutdown(context=context)
+                context.destroy()
 
     run()
 
