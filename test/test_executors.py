@@ -119,3 +119,28 @@ def test_a_callback_exception_reaches_the_spinning_thread(context: Any) -> None:
     finally:
         executor.shutdown(timeout_sec=5.0)
         node.destroy_node()
+
+
+def test_spin_node_exit_codes_and_cleanup() -> None:
+    """The main() the nodes share: a listed start-up error gives exit code 1; a shutdown ends spinning with
+    exit code 0 after ``on_exit`` ran on the node."""
+    from rclpy.node import Node
+
+    from wallx_ros.nodes.executors import spin_node
+
+    def refuse() -> Node:
+        raise ValueError("bad parameter")
+
+    # (the second call below can only init rclpy again because this one shut its context down)
+    assert spin_node(refuse, args=[], logger_name="executor_test", startup_errors=(ValueError,)) == 1
+
+    built: list[Node] = []
+    exited: list[Node] = []
+
+    def build() -> Node:
+        built.append(rclpy.create_node("spin_node_under_test"))
+        built[0].create_timer(0.05, lambda: rclpy.try_shutdown())  # what SIGINT does from rclpy's signal handler
+        return built[0]
+
+    assert spin_node(build, args=[], logger_name="executor_test", on_exit=exited.append) == 0
+    assert len(exited) == 1 and exited[0] is built[0]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wallx_ros import ros_compat
 from wallx_ros.analysis.diagnostics_summary import StatusEntry, summarise
+from wallx_ros.nodes.executors import spin_node
 
 __all__ = ["DiagnosticsMarkersNode", "main"]
 
@@ -59,18 +58,7 @@ class DiagnosticsMarkersNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
-            node = DiagnosticsMarkersNode()
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(DiagnosticsMarkersNode, args=args, logger_name="diagnostics_markers")
 
 
 if __name__ == "__main__":

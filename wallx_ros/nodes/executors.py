@@ -1,4 +1,5 @@
-"""A MultiThreadedExecutor without rclpy's re-dispatch busy loop, for nodes that need reentrant callbacks.
+"""How the package's nodes spin: ``spin_node`` (the main() they share) and a MultiThreadedExecutor without
+rclpy's re-dispatch busy loop, for nodes that need reentrant callbacks.
 
 rclpy's executor re-offers every task that has been handed out but has not started executing yet, and
 does so without waiting. ``rclpy.executors.MultiThreadedExecutor`` hands a task to its thread pool and
@@ -19,12 +20,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import rclpy.executors
-from rclpy.executors import ConditionReachedException, ExternalShutdownException, ShutdownException, TimeoutException
+import rclpy.logging
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ExternalShutdownException,
+    ShutdownException,
+    SingleThreadedExecutor,
+    TimeoutException,
+)
+from rclpy.node import Node
 
-__all__ = ["MultiThreadedExecutor"]
+from wallx_ros import ros_compat
+
+__all__ = ["MultiThreadedExecutor", "spin_node"]
+
+NodeT = TypeVar("NodeT", bound=Node)
 
 _START_POLL_S = 0.05  # how often the spinning thread re-checks shutdown while every pool thread is busy
 
@@ -63,3 +77,38 @@ class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
         for finished in [t for t in self._in_pool if t.done()]:
             self._in_pool.remove(finished)
             finished.result()  # raise a callback's exception in the spinning thread, as rclpy does
+
+
+def spin_node(build: Callable[[], NodeT], *, args: list[str] | None, logger_name: str,
+              startup_errors: tuple[type[BaseException], ...] = (),
+              executor: Callable[[], Executor] = SingleThreadedExecutor,
+              on_exit: Callable[[NodeT], None] | None = None) -> int:
+    """A node's main(): init rclpy, build the node, spin until Ctrl-C, clean up; returns the exit code.
+
+    A configuration error listed in ``startup_errors`` is logged as fatal and gives exit code 1. ``on_exit``
+    runs (before the node is destroyed) however spinning ends. An error raised by spin once SIGINT has shut
+    the context down (a callback still publishing, say) is part of the shutdown, not a failure.
+    """
+    try:
+        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
+            try:
+                node = build()
+            except startup_errors as err:
+                rclpy.logging.get_logger(logger_name).fatal(f"cannot start: {err}")
+                return 1
+            spinner = executor()
+            spinner.add_node(node)
+            try:
+                spinner.spin()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                pass
+            except Exception:
+                if node.context.ok():
+                    raise
+            finally:
+                if on_exit is not None:
+                    on_exit(node)
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0

@@ -11,16 +11,14 @@ Frames that cannot be encoded are reported and skipped.
 
 from __future__ import annotations
 
-import rclpy
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, ParameterType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from wallx_ros import ros_compat
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.image_encoding import JPEG_FORMAT, encode_jpeg
+from wallx_ros.nodes.executors import spin_node
 from wallx_ros.nodes.ros_conversions import image_to_rgb
 
 __all__ = ["ImageCompressor", "main"]
@@ -65,22 +63,7 @@ class ImageCompressor(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
-            try:
-                node = ImageCompressor()
-            except CoreError as err:
-                rclpy.logging.get_logger("image_compressor").fatal(f"cannot start: {err}")
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(ImageCompressor, args=args, logger_name="image_compressor", startup_errors=(CoreError,))
 
 
 if __name__ == "__main__":

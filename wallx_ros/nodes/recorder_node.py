@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -29,7 +27,6 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from wallx_ros import ros_compat
 from wallx_ros.core.cdr_image import parse_image_cdr
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.image_decoding import decode_raw
@@ -37,7 +34,7 @@ from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.dataset.recording import Recorder, RecorderConfig
 from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
-from wallx_ros.nodes.executors import MultiThreadedExecutor
+from wallx_ros.nodes.executors import MultiThreadedExecutor, spin_node
 from wallx_ros.nodes.ros_conversions import image_to_rgb, stamp_to_ns
 
 __all__ = ["ACTION_TYPES", "RecorderNode", "main"]
@@ -323,25 +320,9 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with ros_compat.init(args=args):
-            try:
-                node = RecorderNode()
-            except (DatasetError, CoreError) as err:
-                rclpy.logging.get_logger("wallx_recorder").fatal(f"cannot start: {err}")
-                return 1
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
-            finally:
-                node.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    # several threads: start/stop services wait for camera frames and late samples while inputs keep arriving
+    return spin_node(RecorderNode, args=args, logger_name="wallx_recorder", startup_errors=(DatasetError, CoreError),
+                     executor=lambda: MultiThreadedExecutor(num_threads=4), on_exit=RecorderNode.shutdown)
 
 
 if __name__ == "__main__":

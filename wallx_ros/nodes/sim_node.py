@@ -18,13 +18,11 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point as PointMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -32,9 +30,9 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wallx_ros import ros_compat
 from wallx_ros.analysis.run_log import RunLogWriter
 from wallx_ros.core.joint_trajectory_rules import JtcOptions
+from wallx_ros.nodes.executors import spin_node
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns
 from wallx_ros.sim.config import DEFAULT_CAMERA_MAP, SimConfig, parse_camera_map
 from wallx_ros.sim.errors import SimError
@@ -298,28 +296,8 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
-            try:
-                node = SimNode()
-            except SimError as err:
-                rclpy.logging.get_logger("wallx_sim").fatal(f"cannot start: {err}")
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            except Exception:
-                # SIGINT shuts the context down from rclpy's signal thread, possibly while a tick is still
-                # publishing (a render takes tens of ms): that "context is invalid" error is the shutdown.
-                if node.context.ok():
-                    raise
-            finally:
-                node.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(SimNode, args=args, logger_name="wallx_sim", startup_errors=(SimError,),
+                     on_exit=SimNode.shutdown)
 
 
 if __name__ == "__main__":

@@ -15,19 +15,17 @@ import sys
 import threading
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from wallx_ros import ros_compat
 from wallx_ros.core.errors import CoreError, TeleopError
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.core.teleop import KEYBOARD_HELP, KeyboardJog, TeleopCommander, TeleopConfig
+from wallx_ros.nodes.executors import spin_node
 from wallx_ros.nodes.ros_conversions import duration_from_s
 
 __all__ = ["TeleopNode", "main"]
@@ -275,23 +273,8 @@ class TeleopNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with ros_compat.init(args=args):
-            try:
-                node = TeleopNode()
-            except CoreError as err:
-                rclpy.logging.get_logger("wallx_teleop").fatal(f"cannot start: {err}")
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                node.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(TeleopNode, args=args, logger_name="wallx_teleop", startup_errors=(CoreError,),
+                     on_exit=TeleopNode.shutdown)
 
 
 if __name__ == "__main__":
