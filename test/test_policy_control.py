@@ -144,3 +144,53 @@ def test_clock_jump_back_drops_the_plan_and_holds_where_the_robot_was_commanded(
     assert control.replan_due(t - 50 * 10**9, 0.0)  # a new observation is wanted at once
     new = t - 49 * 10**9
     assert control.on_chunk(actions, np.zeros(2), new, new + 10**7).published  # the new timeline works
+
+
+def test_stream_never_outruns_max_velocity_when_a_chunk_follows_a_hold() -> None:
+    """Regression (CI, jazzy): after a hold, the next chunk starts where the robot was at the observation,
+    one latency before now, so its sample at now can be far from the held command. A position stream has no
+    controller to interpolate that: each streamed command moves at most max_velocity x the time since the last."""
+    vmax = 0.5
+    mapping = ActionMapping.build(NAMES, NAMES)
+    limits = JointLimits(NAMES, (-1.0, -1.0), (1.0, 1.0), (vmax, vmax))
+    ctl = PolicyControl(ControlConfig(ExecutionConfig()), mapping, SafetyFilter(limits), 0.02)
+    ctl.activate(0)
+    t = 10 * S
+    assert ctl.on_chunk(_chunk(), np.zeros(2), t - 100 * MS, t).command is not None
+    sent: list[tuple[int, np.ndarray]] = []
+
+    def stream_until(end_ns: int) -> None:
+        nonlocal t
+        while t < end_ns:
+            t += 20 * MS
+            sample = ctl.stream_sample(t)
+            assert sample is not None
+            sent.append((t, sample[0]))
+
+    stream_until(10 * S + 200 * MS)
+    assert ctl.watchdog(t, ["face_view: stale"]) is not None  # hold where the stream is
+    stream_until(10 * S + 400 * MS)
+    ctl.watchdog(t, [])  # inputs back: the next observation's chunk resumes
+    observed = t + 20 * MS
+    stream_until(10 * S + 700 * MS)
+    # the robot stood still since the hold; the new chunk moves away from where it was 280 ms ago
+    out = ctl.on_chunk(_chunk(offset=0.3), np.zeros(2), observed, t)
+    assert out.command is not None, out.problems
+    stream_until(10 * S + 1100 * MS)
+    times = np.array([ts for ts, _ in sent]) / S
+    steps = np.abs(np.diff(np.array([p for _, p in sent]), axis=0))
+    assert np.all(steps <= vmax * np.diff(times)[:, None] + 1e-12), steps.max(axis=1)
+    # and it does follow the new plan, at max_velocity, rather than staying put
+    assert sent[-1][1][0] > sent[20][1][0] + 0.1
+
+
+def test_stream_restarts_from_the_measured_robot_after_reactivation() -> None:
+    ctl = _control(latency_compensation=False)
+    ctl.on_chunk(_chunk(), np.zeros(2), 10 * S, 10 * S)
+    assert ctl.stream_sample(10 * S + 20 * MS) is not None
+    ctl.deactivate(11 * S)
+    ctl.activate(20 * S)  # someone may have moved the robot meanwhile: the old stream position means nothing
+    assert ctl.last_streamed is None
+    ctl.on_chunk(_chunk(offset=0.5), np.array([0.5, 0.5]), 20 * S, 20 * S)
+    pos, _vel = ctl.stream_sample(20 * S + 20 * MS)  # type: ignore[misc]
+    np.testing.assert_allclose(pos, [0.502, 0.498])

@@ -243,7 +243,7 @@ def test_lerobot_training_on_the_recording_gives_a_checkpoint_the_policy_node_lo
     out = tmp_path / "train"
     args = [f"--dataset.repo_id={REPO_ID}", f"--dataset.root={recorded_dataset.root}",
             f"--policy.path={tiny_checkpoint}", "--policy.device=cpu", "--policy.push_to_hub=false",
-            "--steps=2", "--batch_size=1", "--num_workers=0", "--save_freq=2", "--log_freq=1", "--eval_freq=0",
+            "--steps=2", "--batch_size=1", "--num_workers=0", "--save_freq=2", "--log_freq=1",
             "--wandb.enable=false", "--seed=0", f"--output_dir={out}"]
     run = subprocess.run([sys.executable, "-m", "wallx_ros.cli.train", *args], capture_output=True, text=True,
                          timeout=600, env=subprocess_env({"OMP_NUM_THREADS": "1"}), cwd=str(REPO_ROOT))

@@ -111,6 +111,10 @@ class PolicyControl:
         self.epoch_ns = 0
         self.hold_position: npt.NDArray[np.float64] | None = None
         self.last_measured: npt.NDArray[np.float64] | None = None
+        # (time, position) of the last streamed command: a stream is a direct position command, so each one
+        # moves at most max_velocity x the time since the previous one (see stream_sample)
+        self.last_streamed: tuple[int, npt.NDArray[np.float64]] | None = None
+        self._vmax = np.asarray(safety.limits.max_velocity, dtype=np.float64)
 
     # -- state --------------------------------------------------------------------------------------------
     @property
@@ -125,6 +129,9 @@ class PolicyControl:
         self.last_measured = self.mapping.robot_action_joints_from_state(robot_state)
 
     def activate(self, now_ns: int) -> None:
+        # the robot may have been moved while inactive: start from its measured state, not an old command
+        self.last_streamed = None
+        self.hold_position = None
         self._enter(ControlMode.WAITING, "waiting for the first synced observation", now_ns, hold=False)
 
     def deactivate(self, now_ns: int) -> TrajectoryCommand | None:
@@ -212,7 +219,9 @@ class PolicyControl:
     def hold_command(self, now_ns: int) -> TrajectoryCommand | None:
         """Hold at the commanded position now (the plan sampled at now), else the last measured one."""
         plan = self.executor.plan
-        if plan is not None:
+        if self.last_streamed is not None:
+            position = self.last_streamed[1]  # streaming: what was actually sent (it may trail a jumped plan)
+        elif plan is not None:
             position = plan.sample(now_ns)
         elif self.hold_position is not None:
             position = self.hold_position
@@ -280,10 +289,27 @@ class PolicyControl:
                 *hazards(command.names, points)]
 
     def stream_sample(self, now_ns: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
-        """Position and velocity to command now in streaming mode (None: nothing to command yet)."""
+        """Position and velocity to command now in streaming mode (None: nothing to command yet).
+
+        The plan can be ahead of the last command: a chunk that follows a hold starts from where the robot
+        was at the observation and is sampled at now, one latency later. A position stream has no
+        controller between it and the robot to interpolate that, so each command moves at most
+        max_velocity x the time since the previous one, and catches up with the plan at that speed.
+        """
         plan = self.executor.plan
         if self.mode is ControlMode.RUNNING and plan is not None:
-            return plan.sample(now_ns), plan.sample_velocity(now_ns)
-        if self.hold_position is not None:
-            return self.hold_position.copy(), np.zeros(len(self.names))
-        return None
+            position, velocity = plan.sample(now_ns), plan.sample_velocity(now_ns)
+        elif self.hold_position is not None:
+            position, velocity = self.hold_position.copy(), np.zeros(len(self.names))
+        else:
+            return None
+        if self.last_streamed is not None:
+            last_ns, last = self.last_streamed
+            dt_s = max(now_ns - last_ns, 0) / _NS  # a clock jumped back allows no motion this tick
+            step = self._vmax * dt_s
+            limited = last + np.clip(position - last, -step, step)
+            if not np.array_equal(limited, position):
+                position = limited
+                velocity = (limited - last) / dt_s if dt_s > 0 else np.zeros(len(self.names))
+        self.last_streamed = (now_ns, position.copy())
+        return position, velocity
