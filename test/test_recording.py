@@ -46,6 +46,8 @@ def test_episode_frames_follow_the_alignment_rule_and_stale_frames_are_dropped(t
         assert ok and "episode 0 saved" in msg, msg
         status = rec.status()
         assert status.episodes == 1 and status.state == "idle" and status.dropped == 1
+        # no open episode: no episode frames (a test once took the saved episode's count for the next one's)
+        assert status.episode_frames == 0 and status.total_frames > 0
         assert status.alignment is not None and status.alignment.dropped_stale["face_view"] == status.dropped
         assert not rec.start("", 0)[0]  # an empty instruction is refused
     finally:

@@ -84,6 +84,7 @@ def test_demo_record_variant_collects_a_dataset_lerobot_loads(ros: RosTestNode, 
         leader.start()
         # autostart + max_episode_s: one episode saved and the next one under way
         assert wait_until(lambda: (int(_recorder_status(diags).get("episodes", "0")) >= 1
+                                   and _recorder_status(diags).get("state") == "recording"
                                    and int(_recorder_status(diags).get("episode_frames", "0")) >= 5)
                           or demo.poll() is not None, 180), logs()
         assert demo.poll() is None, logs()

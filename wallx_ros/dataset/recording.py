@@ -264,10 +264,12 @@ class Recorder:
         with self._lock:
             stats = self._aligner.stats if self._aligner is not None else self._last_alignment
             detail = stats.summary() if stats is not None else ""
-            episode_s = self._episode_frames / self.config.dataset.fps if self._episode_index is not None else 0.0
+            # between episodes the counter still holds the saved episode's frames: report the open episode only
+            episode_frames = self._episode_frames if self._episode_index is not None else 0
             return RecorderStatus(
                 state=self._state, episodes=self._episodes, total_frames=self._total_frames,
-                episode_index=self._episode_index, episode_frames=self._episode_frames, episode_s=episode_s,
+                episode_index=self._episode_index, episode_frames=episode_frames,
+                episode_s=episode_frames / self.config.dataset.fps,
                 dropped=stats.dropped if stats else 0, dropped_detail=detail, overruns=self._overruns,
                 queued=self._queued_frames, last_error=self._last_error, last_saved=self._last_saved,
                 alignment=stats, samples=dict(self._samples))
