@@ -123,8 +123,13 @@ class RobotStandIn(Node):
         self._remember(now, "cameras")
         stamp = time_from_ns(now)
         i = self._frame_index % int(self.cfg["frame_variants"])
+        # one stamp for all (synchronised cameras), but the order rotates: camera drivers are separate writers,
+        # and a fixed order made the last camera the one a full link queue always dropped (CI saw
+        # right_wrist_view starve for 120 s on the 10 Mbit/s link while the other two got through)
+        cams = list(self._cam_pubs.items())
+        shift = self._frame_index % len(cams)
         self._frame_index += 1
-        for cam, pub in self._cam_pubs.items():
+        for cam, pub in cams[shift:] + cams[:shift]:
             data = self._frames[cam][i]
             if self.cfg["transport"] == "compressed":
                 msg: Any = CompressedImage()

@@ -45,7 +45,7 @@ def test_each_message_is_dispatched_once_under_gil_contention(context: Any) -> N
     pub = peer.create_publisher(Int32, "numbers", reliable)
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    _spin_in_thread(executor)
+    spinner = _spin_in_thread(executor)
     stop = threading.Event()
 
     def hog_the_gil() -> None:  # pure-Python work: pool threads must fight for the GIL to start a task
@@ -66,6 +66,7 @@ def test_each_message_is_dispatched_once_under_gil_contention(context: Any) -> N
     finally:
         stop.set()
         executor.shutdown(timeout_sec=5.0)
+        spinner.join(10)  # before the context goes: a spin loop still running would use a destroyed context
         node.destroy_node()
         peer.destroy_node()
     assert sorted(received) == list(range(300))
@@ -90,7 +91,7 @@ def test_reentrant_callbacks_still_run_in_parallel(context: Any) -> None:
     timers.append(node.create_timer(0.05, meet, callback_group=group))
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    _spin_in_thread(executor)
+    spinner = _spin_in_thread(executor)
     try:
         assert wait_until(lambda: len(met) >= 2, 30), "two reentrant callbacks never ran at the same time"
         assert all(met[:2])
@@ -99,6 +100,7 @@ def test_reentrant_callbacks_still_run_in_parallel(context: Any) -> None:
             timer.cancel()
         barrier.abort()
         executor.shutdown(timeout_sec=5.0)
+        spinner.join(10)
         node.destroy_node()
 
 
