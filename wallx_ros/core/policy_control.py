@@ -217,7 +217,8 @@ class PolicyControl:
         return command
 
     def hold_command(self, now_ns: int) -> TrajectoryCommand | None:
-        """Hold at the commanded position now (the plan sampled at now), else the last measured one."""
+        """Hold at the commanded position now: the last streamed command when streaming (it may trail a plan
+        that jumped), else the plan sampled at now, else the last hold, else the last measured position."""
         plan = self.executor.plan
         if self.last_streamed is not None:
             position = self.last_streamed[1]  # streaming: what was actually sent (it may trail a jumped plan)
