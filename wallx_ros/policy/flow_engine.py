@@ -19,7 +19,10 @@ vision blocks. Only the glue is its own: static slicing instead of boolean index
 preallocated KV buffer. With ``attention="eager"`` each op matches stock's eager op, and on CPU the
 actions are bit-identical to stock's for the same noise (tested). ``"sdpa"`` uses
 ``scaled_dot_product_attention`` with the explicit mask, so it keeps the bidirectional action attention
-that LeRobot's own sdpa/flash paths drop.
+that LeRobot's own sdpa/flash paths drop. In the action-only steps no mask is needed (action tokens see
+every key), and sdpa folds the query heads that share a KV head into one head of more query rows instead
+of copying the cached keys per query head (``repeat_kv``); on a float32 model sdpa and eager agree to 1e-5
+(tested).
 
 On CUDA the whole computation after the input upload (vision tower, step 0, steps 1..9) has no host
 synchronisation and static shapes per prompt, so it is captured once per prompt shape as a CUDA graph
@@ -29,7 +32,8 @@ is not exercised by the CPU test suite.
 A replayed chunk is still bound by its kernel count (~19,000 small kernels on the full model, H200):
 ``compile_layers`` runs one decoder layer and one vision block through ``torch.compile`` (inductor fuses
 the norm / rotary / residual / activation kernels; one compiled graph per prompt phase serves all
-layers, since modules and KV buffers are arguments). It costs a compile at warm-up and changes rounding
+layers, since modules and KV buffers are arguments; the action head's input and output ops are compiled
+too). It costs a compile at warm-up and changes rounding
 (fused bf16 arithmetic: ~7e-4 on the tiny model), so it is opt-in. It also concatenates each layer's q/k/v
 and gate/up weights so each is one GEMM (+4 GiB on the full model). H200, 3 cameras: 84 -> 43 ms per chunk.
 """
@@ -129,7 +133,6 @@ class FlowEngine:
         self.vision = VisionTowerRunner(model.visual, attention, compile_blocks=compile_layers,
                                         compile_backend=compile_backend)
         cfg = model.config
-        self._mrope = cfg.rope_scaling["mrope_section"]
         self._num_kv = int(cfg.num_key_value_heads)
         self._head_dim = int(cfg.hidden_size) // int(cfg.num_attention_heads)
         self._hidden = int(cfg.hidden_size)
@@ -150,8 +153,12 @@ class FlowEngine:
         self._fused: list[_FusedWeights | None] = [
             _fuse_layer(layer) if compile_layers else None for layer in self._lm.layers]
         self._run_layer = self._layer
-        if compile_layers:
+        self._run_head_in = self._head_in
+        self._run_head_out = self._head_out
+        if compile_layers:  # the action head's ~20 small ops per step fuse too
             self._run_layer = torch.compile(self._layer, dynamic=False, backend=compile_backend)
+            self._run_head_in = torch.compile(self._head_in, dynamic=False, backend=compile_backend)
+            self._run_head_out = torch.compile(self._head_out, dynamic=False, backend=compile_backend)
 
     # -- one transformer layer ----------------------------------------------------------------------------
     def _attention(self, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor,
@@ -172,21 +179,30 @@ class FlowEngine:
             q = attn.q_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
             k = attn.k_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
             v = attn.v_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
-        q, k = self._internals.apply_multimodal_rotary_pos_emb(q, k, cos, sin, self._mrope)
+        rotate_half = self._internals.rotate_half  # stock's rotary (cos/sin: mrope sections pre-selected)
+        q = (q * cos) + (rotate_half(q) * sin)
+        k = (k * cos) + (rotate_half(k) * sin)
         end = start + q_len
         keys[:, :, start:end] = k
         values[:, :, start:end] = v
         groups = int(attn.num_key_value_groups)
-        k_all = self._internals.repeat_kv(keys[:, :, :end], groups)
-        v_all = self._internals.repeat_kv(values[:, :, :end], groups)
-        if self.attention == "eager":  # stock eager, op for op
-            weights = torch.matmul(q, k_all.transpose(2, 3)) / math.sqrt(self._head_dim)
-            if mask is not None:
-                weights = weights + mask
-            weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
-            out = torch.matmul(weights, v_all)
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        if self.attention == "sdpa" and mask is None and groups > 1:
+            # grouped-query attention without copying the keys: the `groups` query heads that share a KV head
+            # (repeat_kv's head h -> KV head h // groups) become one head of groups * q_len query rows
+            grouped = q.reshape(bsz, self._num_kv, groups * q_len, self._head_dim)
+            out = sdpa(grouped, keys[:, :, :end], values[:, :, :end]).reshape(bsz, -1, q_len, self._head_dim)
         else:
-            out = torch.nn.functional.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+            k_all = self._internals.repeat_kv(keys[:, :, :end], groups)
+            v_all = self._internals.repeat_kv(values[:, :, :end], groups)
+            if self.attention == "eager":  # stock eager, op for op
+                weights = torch.matmul(q, k_all.transpose(2, 3)) / math.sqrt(self._head_dim)
+                if mask is not None:
+                    weights = weights + mask
+                weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
+                out = torch.matmul(weights, v_all)
+            else:
+                out = sdpa(q, k_all, v_all, attn_mask=mask)
         out = out.transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
         return attn.o_proj(out)  # type: ignore[no-any-return]
 
@@ -255,9 +271,7 @@ class FlowEngine:
         start = plan.action_start
         cache = self._cache
         assert cache is not None
-        action = self._head.step(timestep=t.unsqueeze(0).repeat(y.shape[0]), noisy_action=y,
-                                 dof_mask=self.inputs.dof_mask)
-        action = action.reshape(-1, self._hidden).to(dtype=embeds.dtype).view(1, -1, self._hidden)
+        action = self._run_head_in(t, y, embeds.dtype)
         if first:  # the whole prompt, as stock: fills the prefix keys/values
             h = torch.cat([embeds[:, :start], action], dim=1)
             mask = plan.additive_mask if self.attention == "eager" else plan.allowed
@@ -265,7 +279,7 @@ class FlowEngine:
                 h = self._run_layer(layer, h, plan.cos, plan.sin, keys, values, 0, mask, start, fused)
             h = h[:, start:]
         else:  # action tokens only, against the cached prefix
-            cos, sin = plan.cos[:, :, start:], plan.sin[:, :, start:]
+            cos, sin = plan.cos[:, :, start:], plan.sin[:, :, start:]  # (1, 1, S, D): rows of the action tokens
             amask: torch.Tensor | None = None
             if not plan.action_rows_unmasked:
                 full = plan.additive_mask if self.attention == "eager" else plan.allowed
@@ -273,8 +287,17 @@ class FlowEngine:
             h = action
             for layer, keys, values, fused in zip(self._lm.layers, cache.keys, cache.values, self._fused, strict=True):
                 h = self._run_layer(layer, h, cos, sin, keys, values, start, amask, None, fused)
-        h = self._lm.norm(h)
-        pred = self._head.action_proj_back(h.to(torch.float32))
+        return self._run_head_out(h)
+
+    def _head_in(self, t: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Action-token embeddings of the noisy chunk ``y`` at flow time ``t`` (the action head's ``step``)."""
+        action = self._head.step(timestep=t.unsqueeze(0).repeat(y.shape[0]), noisy_action=y,
+                                 dof_mask=self.inputs.dof_mask)
+        return action.reshape(-1, self._hidden).to(dtype=dtype).view(1, -1, self._hidden)  # type: ignore[no-any-return]
+
+    def _head_out(self, h: torch.Tensor) -> torch.Tensor:
+        """Velocity (1, chunk, action_dim) from the last layer's action-token states."""
+        pred = self._head.action_proj_back(self._lm.norm(h).to(torch.float32))
         return pred.reshape(1, self.horizon, self.max_action_dim)  # type: ignore[no-any-return]
 
     def _denoise(self, inputs: FlowInputs, noise: torch.Tensor) -> torch.Tensor:

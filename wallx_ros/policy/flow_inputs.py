@@ -49,8 +49,8 @@ class PromptPlan:
     image_positions: torch.Tensor  # device, token indices of image tokens
     propri_positions: torch.Tensor  # device, token indices of proprioception tokens
     text_embeds: torch.Tensor  # device (1, S, H): token embeddings before images / state are scattered in
-    cos: torch.Tensor  # device (3, 1, S, head_dim), model dtype: the language model's rotary tables
-    sin: torch.Tensor
+    cos: torch.Tensor  # device (1, 1, S, head_dim), model dtype: the language model's rotary tables, with
+    sin: torch.Tensor  # each mrope section (temporal, height, width) already taken from its own table
     allowed: torch.Tensor  # device (1, 1, S, S) bool: stock's attention pattern (causal + bidirectional actions)
     additive_mask: torch.Tensor  # device (1, 1, S, S) model dtype: 0 where allowed, finfo.min elsewhere
     action_rows_unmasked: bool  # action queries see every key (no padding, no sliding-window cut)
@@ -222,6 +222,8 @@ class FlowInputBuilder:
             dev_ids = ids.to(self.device)
             text_embeds = model.model.embed_tokens(dev_ids)
             cos, sin = model.model.rotary_emb(text_embeds, position_ids.to(self.device))
+            sections = list(model.config.rope_scaling["mrope_section"])
+            cos, sin = _mrope_tables(cos, sections), _mrope_tables(sin, sections)
         allowed, unmasked = _attention_pattern(seq, start, model.config.sliding_window)
         additive = torch.where(allowed, 0.0, torch.finfo(self._embed_dtype).min).to(self._embed_dtype)
         return PromptPlan(
@@ -255,6 +257,13 @@ class FlowInputBuilder:
             agent_pos = torch.cat([agent_pos, zeros], dim=-1)
             mask = torch.cat([mask, zeros], dim=-1)
         return FlowInputs(plan=plan, pixel_values=pixel_values, proprioception=agent_pos, agent_pos_mask=mask)
+
+
+def _mrope_tables(table: torch.Tensor, sections: list[int]) -> torch.Tensor:
+    """(3, 1, S, D) per-axis rotary table -> (1, 1, S, D): the selection ``apply_multimodal_rotary_pos_emb``
+    makes in every layer (section i of the head dimension from axis i % 3), made once per prompt."""
+    parts = torch.split(table, sections * 2, dim=-1)
+    return torch.cat([part[i % 3] for i, part in enumerate(parts)], dim=-1).unsqueeze(1)
 
 
 def _attention_pattern(seq: int, action_start: int, sliding_window: int | None) -> tuple[torch.Tensor, bool]:

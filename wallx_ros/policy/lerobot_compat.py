@@ -347,7 +347,7 @@ class WallXInternals:
     blocks) and these helpers; only the glue between them (KV-cache reuse, static shapes) is its own.
     """
 
-    apply_multimodal_rotary_pos_emb: Any
+    rotate_half: Any
     apply_rotary_pos_emb_vision: Any
     repeat_kv: Any
     get_wallx_normal_text: Any
@@ -394,7 +394,7 @@ def wallx_internals() -> WallXInternals:
     from qwen_vl_utils.vision_process import smart_resize
 
     return WallXInternals(
-        apply_multimodal_rotary_pos_emb=qwen.apply_multimodal_rotary_pos_emb,
+        rotate_half=qwen.rotate_half,
         apply_rotary_pos_emb_vision=qwen.apply_rotary_pos_emb_vision,
         repeat_kv=qwen.repeat_kv,
         get_wallx_normal_text=get_wallx_normal_text,
