@@ -100,6 +100,28 @@ def test_inputs_equal_stock_preprocess_inputs(three_cams) -> None:
 
 
 @needs_fast_flow
+def test_images_in_graph_give_the_same_chunk(three_cams) -> None:
+    """On CUDA the camera images go up as uint8 and are resized / normalised / patchified inside the flow
+    (the CUDA graph). That path runs on CPU too: its chunk must equal the default path's bit for bit (the
+    torch bicubic resizer is Pillow-exact)."""
+    import torch
+
+    from wallx_ros.policy.flow_engine import FlowEngine
+
+    _, fast = three_cams
+    engine = FlowEngine(fast._policy, fast._pre, attention="eager", cuda_graphs=False, images_in_graph=True)
+    for seed, hw in ((14, (480, 640)), (15, (224, 224))):
+        obs = observation(seed, DEFAULT_CAMERAS, hw)
+        inputs = engine.prepare(obs)
+        assert inputs.pixel_values is None and len(inputs.images) == len(DEFAULT_CAMERAS)
+        assert inputs.images[0].dtype == torch.uint8 and tuple(inputs.images[0].shape) == (*hw, 3)
+        reference = fast._engine.prepare(obs)
+        assert torch.equal(engine.inputs.pixel_values(inputs.plan, inputs.images), reference.pixel_values)
+        noise = torch.randn(1, engine.horizon, engine.max_action_dim, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(engine.run(inputs, noise), fast._engine.run(reference, noise))
+
+
+@needs_fast_flow
 def test_prefix_never_attends_to_action_tokens(three_cams) -> None:
     """What makes the KV reuse exact: in stock's own 4-D mask no prefix row attends to an action column."""
     import torch

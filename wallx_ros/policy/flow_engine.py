@@ -77,7 +77,8 @@ class _Graph:
     graph: Any
     plan: PromptPlan  # keeps the captured prompt tensors alive
     cache: _KVCache  # keeps the captured key/value buffers alive
-    pixel_values: torch.Tensor
+    pixel_values: torch.Tensor | None  # static inputs: pixel values, or (images_in_graph) uint8 camera images
+    images: tuple[torch.Tensor, ...]
     proprioception: torch.Tensor
     agent_pos_mask: torch.Tensor
     noise: torch.Tensor
@@ -113,7 +114,8 @@ class FlowEngine:
     """Predicts WallX flow-mode action chunks for one loaded ``WallXPolicy`` (batch size 1)."""
 
     def __init__(self, policy: Any, preprocessor: Any, attention: str = "auto", cuda_graphs: bool = True,
-                 compile_layers: bool = False, compile_backend: str = "inductor") -> None:
+                 compile_layers: bool = False, compile_backend: str = "inductor",
+                 images_in_graph: bool | None = None) -> None:
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
         reason = lerobot_compat.preprocessor_passes_images_through(preprocessor)
@@ -143,6 +145,9 @@ class FlowEngine:
         self._cache: _KVCache | None = None
         self._times = torch.linspace(0, 1, self.steps + 1, device=self.device, dtype=torch.float32)
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        # resize / normalise / patchify the uploaded camera images as part of the flow (inside the CUDA graph)
+        # rather than with ~40 eager launches per camera in prepare(); default: wherever graphs run
+        self.images_in_graph = self.cuda_graphs if images_in_graph is None else images_in_graph
         self._graphs: dict[tuple[Any, ...], _Graph] = {}
         # torch.compile of one decoder layer (fuses the norm / rotary / residual / activation kernels that
         # make a chunk launch-bound); shared by all layers: the layer's modules and KV buffers are arguments
@@ -257,7 +262,10 @@ class FlowEngine:
     def _prefix_embeddings(self, inputs: FlowInputs) -> torch.Tensor:
         plan = inputs.plan
         embeds = plan.text_embeds.clone()
-        image = self.vision(inputs.pixel_values, self.vision.geometry(plan.grid))
+        pixels = inputs.pixel_values
+        if pixels is None:
+            pixels = self.inputs.pixel_values(plan, inputs.images)
+        image = self.vision(pixels, self.vision.geometry(plan.grid))
         embeds[0].index_copy_(0, plan.image_positions, image.to(embeds.dtype))
         proprio = inputs.proprioception.to(embeds.dtype)
         proprio_mask = inputs.agent_pos_mask.to(embeds.dtype)
@@ -317,8 +325,9 @@ class FlowEngine:
         if graph is not None:
             return graph
         try:
-            static = FlowInputs(inputs.plan, inputs.pixel_values.clone(), inputs.proprioception.clone(),
-                                inputs.agent_pos_mask.clone())
+            pixels = None if inputs.pixel_values is None else inputs.pixel_values.clone()
+            static = FlowInputs(inputs.plan, pixels, tuple(image.clone() for image in inputs.images),
+                                inputs.proprioception.clone(), inputs.agent_pos_mask.clone())
             static_noise = noise.clone()
             stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
             stream.wait_stream(torch.cuda.current_stream())
@@ -334,8 +343,8 @@ class FlowEngine:
             self.cuda_graphs = False
             return None
         assert self._cache is not None
-        graph = _Graph(cuda_graph, inputs.plan, self._cache, static.pixel_values, static.proprioception,
-                       static.agent_pos_mask, static_noise, output)
+        graph = _Graph(cuda_graph, inputs.plan, self._cache, static.pixel_values, static.images,
+                       static.proprioception, static.agent_pos_mask, static_noise, output)
         self._graphs[key] = graph
         while len(self._graphs) > _MAX_GRAPHS:
             self._graphs.pop(next(iter(self._graphs)))
@@ -344,7 +353,7 @@ class FlowEngine:
     # -- public ---------------------------------------------------------------------------------------------
     def prepare(self, observation: Observation) -> FlowInputs:
         """Model inputs for ``observation`` (on the device)."""
-        return self.inputs.build(observation)
+        return self.inputs.build(observation, images_only=self.images_in_graph)
 
     @torch.no_grad()
     def run(self, inputs: FlowInputs, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -355,7 +364,10 @@ class FlowEngine:
         if self.cuda_graphs:
             graph = self._graph_for(inputs, noise)
             if graph is not None:
-                graph.pixel_values.copy_(inputs.pixel_values)
+                if graph.pixel_values is not None and inputs.pixel_values is not None:
+                    graph.pixel_values.copy_(inputs.pixel_values)
+                for static_image, image in zip(graph.images, inputs.images, strict=True):
+                    static_image.copy_(image)
                 graph.proprioception.copy_(inputs.proprioception)
                 graph.agent_pos_mask.copy_(inputs.agent_pos_mask)
                 graph.noise.copy_(noise)

@@ -9,7 +9,8 @@ resizes -> image processor -> device. Here:
   of the text) is computed once per (instruction, camera sizes) with LeRobot's own text functions,
   tokenizer and ``get_rope_index``, and kept on the device (``PromptPlan``);
 * camera images go up once as uint8 (pinned host buffers, asynchronous copies on CUDA) and are
-  resized (Pillow-exact, ``pil_resize``), normalised and cut into patches on the device;
+  resized (Pillow-exact, ``pil_resize``), normalised and cut into patches on the device (with
+  ``images_only`` later, by the flow engine inside its CUDA graph: no per-chunk kernel launches for it);
 * the state goes through LeRobot's own preprocessor pipeline (normalisation), as in stock.
 
 The result is bit-identical to ``preprocess_inputs`` (tested on CPU).
@@ -61,7 +62,8 @@ class FlowInputs:
     """Per-observation inputs, all on the model's device."""
 
     plan: PromptPlan
-    pixel_values: torch.Tensor  # (patches, C * T * P * P) float32
+    pixel_values: torch.Tensor | None  # (patches, C * T * P * P) float32; None: made from ``images`` later
+    images: tuple[torch.Tensor, ...]  # with pixel_values None: uint8 (H, W, 3) per camera as received
     proprioception: torch.Tensor  # (1, 1, 20) float32
     agent_pos_mask: torch.Tensor  # (1, 1, 20) float32
 
@@ -141,10 +143,18 @@ class FlowInputBuilder:
             for h, w in sizes:
                 pil = pil.resize((w, h))
             return torch.from_numpy(np.asarray(pil).copy())
-        x = self._upload(camera, image)
+        return self._resize_on_device(self._upload(camera, image), sizes)
+
+    def _resize_on_device(self, image: torch.Tensor, sizes: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
         for h, w in sizes:
-            x = self._resizer.resize(x, h, w)
-        return x
+            image = self._resizer.resize(image, h, w)
+        return image
+
+    def pixel_values(self, plan: PromptPlan, images: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Pixel values of uploaded uint8 camera images: the torch resizer (bit-exact to Pillow), normalisation
+        and patches, all on the images' device and free of host syncs (so a CUDA graph can hold them)."""
+        return torch.cat([self._patches(self._resize_on_device(image, sizes))
+                          for image, sizes in zip(images, plan.resize_hw, strict=True)], dim=0)
 
     def _patches(self, image: torch.Tensor) -> torch.Tensor:
         """Normalised, flattened patches of one resized uint8 (h, w, 3) image, as the image processor makes them."""
@@ -234,7 +244,9 @@ class FlowInputBuilder:
         )
 
     # -- public -------------------------------------------------------------------------------------------
-    def build(self, observation: Observation) -> FlowInputs:
+    def build(self, observation: Observation, images_only: bool = False) -> FlowInputs:
+        """Inputs for ``observation``. ``images_only``: upload the camera images and stop there (the pixel
+        values are then made by ``pixel_values``, e.g. inside the flow engine's CUDA graph)."""
         missing = [c for c in self.cameras if c not in observation.images]
         if missing:
             raise InferenceError(f"observation lacks cameras {missing} (model needs {list(self.cameras)})")
@@ -245,8 +257,13 @@ class FlowInputBuilder:
         shapes = tuple((int(observation.images[c].shape[0]), int(observation.images[c].shape[1]))
                        for c in self.cameras)
         plan = self._plan(task, shapes)
-        pixel_values = torch.cat([self._patches(self._resize(c, observation.images[c], sizes)).to(self.device)
-                                  for c, sizes in zip(self.cameras, plan.resize_hw, strict=True)], dim=0)
+        pixel_values: torch.Tensor | None = None
+        images: tuple[torch.Tensor, ...] = ()
+        if images_only:
+            images = tuple(self._upload(c, observation.images[c]) for c in self.cameras)
+        else:
+            pixel_values = torch.cat([self._patches(self._resize(c, observation.images[c], sizes)).to(self.device)
+                                      for c, sizes in zip(self.cameras, plan.resize_hw, strict=True)], dim=0)
         state = batch["observation.state"].to(self.device)
         agent_pos = state.unsqueeze(1) if state.dim() == 2 else state
         mask = (~torch.isnan(agent_pos)).float()
@@ -256,7 +273,8 @@ class FlowInputBuilder:
             zeros = torch.zeros(agent_pos.shape[0], agent_pos.shape[1], pad, device=agent_pos.device)
             agent_pos = torch.cat([agent_pos, zeros], dim=-1)
             mask = torch.cat([mask, zeros], dim=-1)
-        return FlowInputs(plan=plan, pixel_values=pixel_values, proprioception=agent_pos, agent_pos_mask=mask)
+        return FlowInputs(plan=plan, pixel_values=pixel_values, images=images, proprioception=agent_pos,
+                          agent_pos_mask=mask)
 
 
 def _mrope_tables(table: torch.Tensor, sections: list[int]) -> torch.Tensor:
