@@ -7,11 +7,11 @@ bf16 weights - no download - at one of three sizes, then times, on the same mode
 * ``stock``: LeRobot's preprocessor pipeline + ``WallXPolicy.predict_action_chunk`` + postprocessor
   (the model call alone is reported too, as ``stock_predict_action_chunk``);
 * ``wallx_ros``: ``WallXBackend.predict_chunk`` (numpy observation in, numpy chunk out) with the
-  fast flow engine (flow mode; on CUDA with and without CUDA graphs) - fast mode uses LeRobot's
-  ``generate`` in both;
+  fast flow engine (flow mode; on CUDA with and without CUDA graphs); in fast mode LeRobot's
+  ``generate`` with ``fast_decode``'s decode steps;
 
 for each camera count and prediction mode: p50 / p90 / mean ms, first-call ms, peak GPU memory, and the
-largest difference between the two paths' normalised actions for the same seed (flow mode).
+largest difference between the two paths' normalised actions for the same seed (flow) or input (fast).
 
 Sizes: ``full`` = WALL-OSS-flow (Qwen2.5-VL-3B + MoE expert, 4.22 B parameters; needs a GPU with
 >= 40 GB, ~27 GB transient while building), ``mid`` (0.39 B, for CPU figures), ``tiny`` (CPU smoke test).
@@ -247,6 +247,7 @@ class Bench:
 
         from wallx_ros.core.robot_mapping import RobotMapping
         from wallx_ros.policy.config import BackendConfig
+        from wallx_ros.policy.fast_decode import select_fast_decoder
         from wallx_ros.policy.flow_engine import select_flow_engine
         from wallx_ros.policy.wallx_backend import WallXBackend, _restrict_generation_to_action_tokens
 
@@ -268,9 +269,10 @@ class Bench:
                                allow_random_weights=True, cuda_graphs=cuda_graphs, engine="auto",
                                flow_attention=self.args.flow_attention, flow_compile=compile_layers)
         engine = select_flow_engine(config, self.policy, pre, mode)
+        decoder = select_fast_decoder(config, self.policy, mode)
         mapping = RobotMapping(state_names=tuple(f"s{i}" for i in range(STATE_DIM)),
                                action_names=tuple(f"a{i}" for i in range(ACTION_DIM)), cameras=cams, fps=30.0)
-        return WallXBackend(config, self.policy, pre, post, mapping, mode, engine), pre, post
+        return WallXBackend(config, self.policy, pre, post, mapping, mode, engine, decoder), pre, post
 
     def observation(self, cams: tuple[str, ...], seed: int) -> Any:
         from wallx_ros.core.types import Observation
@@ -369,6 +371,8 @@ class Bench:
             res["cuda_graphs"] = backend._engine.cuda_graphs
             res["compiled_layers"] = backend._engine.compile_layers
             res["max_abs_action_diff_vs_stock"], res["prompt_tokens"] = self.action_diff(backend, pre, cams)
+        if backend.engine == "fast_decode":
+            res["max_abs_action_diff_vs_stock"] = self.fast_mode_diff(backend, pre, cams)
         if cuda:
             res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         if args.profile and mode == "diffusion" and backend.engine == "fast_flow":
@@ -391,6 +395,18 @@ class Bench:
             seq_len = inputs.plan.seq_len
             worst = max(worst, float((ref.float() - ours.float()).abs().max()))
         return worst, seq_len
+
+    def fast_mode_diff(self, backend: Any, pre: Any, cams: tuple[str, ...]) -> float:
+        """Largest |stock - wallx_ros| fast-mode chunk (normalised actions; greedy decoding: 0.0 on CPU)."""
+        worst = 0.0
+        for seed in range(self.args.check_seeds):
+            obs = self.observation(cams, 5000 + seed)
+            with self.lr_quiet():
+                ref = self.policy.predict_action_chunk(pre(self.stock_batch(obs)))
+                with backend._decoder.active():
+                    ours = self.policy.predict_action_chunk(pre(self.stock_batch(obs)))
+            worst = max(worst, float((ref.float() - ours.float()).abs().max()))
+        return worst
 
     def profile(self, backend: Any, cams: tuple[str, ...], chunks: int = 3) -> dict[str, Any]:
         """Where one chunk's time goes (torch.profiler): CPU-side input preparation vs GPU work, kernel count,

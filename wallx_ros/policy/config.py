@@ -36,7 +36,9 @@ class BackendConfig:
     allow_random_weights: accept a model whose weights are random (test checkpoints only).
     seed: re-seed torch before every prediction (deterministic flow noise); None = free-running.
     fast_action_tokens_only: fast mode; restrict generation to action tokens + end-of-sequence.
-    engine: how flow-mode chunks are computed (ENGINES). Fast mode always runs LeRobot's own generate.
+    engine: how chunks are computed (ENGINES). ``auto``: the fast engines where validated (flow mode: fast_flow;
+        fast mode: LeRobot's generate with fast_decode's decode steps); ``stock``: LeRobot's predict_action_chunk
+        untouched; ``fast_flow``: flow mode must run fast_flow (error if it cannot); in fast mode as ``auto``.
     flow_attention: fast_flow's attention kernel: "eager" (stock's math, bit-identical actions on CPU),
         "sdpa" (fused kernels, same attention pattern, bf16-rounding differences), "auto" = sdpa on CUDA.
     cuda_graphs: fast_flow on CUDA: capture the whole flow once per prompt shape and replay it.

@@ -338,6 +338,14 @@ def _patch_prepare_inputs_for_generation(model_cls: Any) -> None:
     model_cls.prepare_inputs_for_generation = prepare_inputs_for_generation
 
 
+def fast_decode_output(logits: Any, past_key_values: Any, rope_deltas: Any) -> Any:
+    """The output object WallX's forward returns to ``generate`` (what ``fast_decode``'s step returns)."""
+    prepare_runtime()
+    from lerobot.policies.wall_x.qwen_model.qwen2_5_vl_moe import Qwen2_5_VLACausalLMOutputWithPast
+
+    return Qwen2_5_VLACausalLMOutputWithPast(logits=logits, past_key_values=past_key_values, rope_deltas=rope_deltas)
+
+
 # -- the fast flow engine (wallx_ros.policy.flow_engine) --------------------------------------------------
 @dataclass(frozen=True)
 class WallXInternals:

@@ -27,6 +27,7 @@ from wallx_ros.policy.errors import CheckpointConversionError, CheckpointError, 
 from wallx_ros.policy.tiny_checkpoint import ACTION_TOKENIZER_SUBDIR, BACKBONE_SUBDIR, CHECKPOINT_INFO_FILENAME
 
 if TYPE_CHECKING:
+    from wallx_ros.policy.fast_decode import FastDecoder
     from wallx_ros.policy.flow_engine import FlowEngine
 
 __all__ = ["WallXBackend"]
@@ -149,11 +150,13 @@ class WallXBackend:
     """A loaded LeRobot WallX policy plus its processors and robot mapping."""
 
     def __init__(self, config: BackendConfig, policy: Any, preprocessor: Any, postprocessor: Any,
-                 mapping: RobotMapping, mode: str, flow_engine: FlowEngine | None = None) -> None:
+                 mapping: RobotMapping, mode: str, flow_engine: FlowEngine | None = None,
+                 fast_decoder: FastDecoder | None = None) -> None:
         self.config = config
         self.mode = mode
         self._engine = flow_engine
-        self.engine = "fast_flow" if flow_engine is not None else "stock"
+        self._decoder = fast_decoder
+        self.engine = "fast_flow" if flow_engine is not None else "fast_decode" if fast_decoder is not None else "stock"
         self._policy = policy
         self._pre = preprocessor
         self._post = postprocessor
@@ -269,6 +272,9 @@ class WallXBackend:
             try:
                 if self._engine is not None:
                     actions = self._engine.run(batch)
+                elif self._decoder is not None:  # stock generation, lean decode steps
+                    with self._decoder.active():
+                        actions = self._policy.predict_action_chunk(batch)
                 else:
                     actions = self._policy.predict_action_chunk(batch)
             except torch.cuda.OutOfMemoryError as err:
@@ -353,9 +359,11 @@ class WallXBackend:
         pre, post = lerobot_compat.load_policy_processors(layout.policy_dir, device)
         mapping = mapping or _mapping_for(layout.policy_dir, policy.config)
         _check_mapping(mapping, policy.config)
+        from wallx_ros.policy.fast_decode import select_fast_decoder
         from wallx_ros.policy.flow_engine import select_flow_engine
 
-        backend = cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode))
+        backend = cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode),
+                      select_fast_decoder(config, policy, mode))
         try:
             backend.measure_prompt()
         except Exception as err:  # another LeRobot line may build its prompt differently: no length check then

@@ -1,0 +1,119 @@
+"""Fast mode with fast_decode's decode steps generates exactly stock LeRobot's tokens and chunks.
+
+Real LeRobot WallX fast mode on the tiny fast checkpoint (random weights, Qwen's 151k vocabulary), no mocks:
+one backend runs stock generation (engine=stock), the other the same generation with fast_decode's
+single-token forwards (engine=auto). ``generate`` is wrapped only to record its per-step logits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from wallx_ros.core.types import Observation
+from wallx_ros.policy import BackendConfig, load_backend
+from wallx_ros.policy.errors import InferenceError
+from wallx_ros.policy.fast_decode import fast_decode_line_reason
+from wallx_ros.policy.tiny_checkpoint import DEFAULT_CAMERAS
+
+UNSUPPORTED = fast_decode_line_reason()
+pytestmark = pytest.mark.skipif(UNSUPPORTED is not None, reason=f"{UNSUPPORTED}; fast mode runs stock generation there")
+
+
+def observation(seed: int) -> Observation:
+    rng = np.random.default_rng(seed)
+    return Observation(images={c: rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for c in DEFAULT_CAMERAS},
+                       state=rng.normal(size=14).astype(np.float32), instruction="stack the cups", stamp_ns=seed)
+
+
+def _record_generation(backend: Any) -> list[tuple[Any, Any]]:
+    """Wrap the model's generate() to keep (sequence, per-step raw logits); predict() still gets the sequence."""
+    model = backend._policy.model
+    original = type(model).generate.__get__(model)  # the real one, also when wrapped before
+    records: list[tuple[Any, Any]] = []
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        out = original(*args, **kwargs, output_logits=True, return_dict_in_generate=True)
+        records.append((out.sequences.clone(), torch.stack(out.logits, 1)[0].float()))
+        return out.sequences
+
+    model.generate = generate
+    return records
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_fast_checkpoint: Path):
+    def load(engine: str, **kw: Any) -> Any:
+        return load_backend(BackendConfig(checkpoint_dir=tiny_fast_checkpoint, allow_random_weights=True, seed=0,
+                                          engine=engine, **kw))
+
+    return load, load("stock", fast_action_tokens_only=True), load("auto", fast_action_tokens_only=True)
+
+
+def _compare(stock: Any, fast: Any, obs: Observation) -> tuple[Any, Any]:
+    import torch
+
+    stock_records, fast_records = _record_generation(stock), _record_generation(fast)
+    expected = stock.predict_chunk(obs).actions
+    got = fast.predict_chunk(obs).actions
+    (seq_s, logits_s), (seq_f, logits_f) = stock_records[-1], fast_records[-1]
+    assert torch.equal(seq_f, seq_s)
+    allowed = torch.isfinite(logits_f[0])  # fast_decode gives suppressed tokens -inf without computing them
+    assert torch.equal(logits_f[:, allowed], logits_s[:, allowed])
+    np.testing.assert_array_equal(got, expected)
+    return seq_s, logits_s
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_same_tokens_logits_and_chunk_as_stock(pair, seed: int) -> None:
+    _, stock, fast = pair
+    assert stock.engine == "stock" and fast.engine == "fast_decode"
+    decoder = fast._decoder
+    steps_before = decoder.decode_steps
+    _, logits = _compare(stock, fast, observation(seed))
+    generated = logits.shape[0]
+    assert decoder.decode_steps - steps_before == generated - 1  # every step after the prefill was ours
+    # the random tiny model repeats its greedy token, but every step's logits differ (position, cache)
+    assert bool((logits[1:] != logits[:-1]).any(dim=1).all())
+    # restored after the prediction: stock's forward and the backend's suppress list
+    model = fast._policy.model
+    assert "forward" not in vars(model)
+    assert model.generation_config.suppress_tokens and len(model.generation_config.suppress_tokens) > 1000
+
+
+def test_unrestricted_vocabulary_same_tokens(pair) -> None:
+    """Without the action-token restriction the engine projects the whole vocabulary: logits equal everywhere."""
+    load, _, _ = pair
+    stock = load("stock", fast_min_new_tokens=100)
+    fast = load("auto", fast_min_new_tokens=100)
+    records = _record_generation(fast)
+    stock_records = _record_generation(stock)
+    for backend in (stock, fast):  # random weights: the unrestricted tokens may not decode to actions
+        try:
+            backend.predict_chunk(observation(5))
+        except InferenceError:
+            pass
+    import torch
+
+    assert torch.equal(records[-1][0], stock_records[-1][0])
+    assert torch.equal(records[-1][1], stock_records[-1][1])
+    assert fast._decoder.decode_steps == 99
+
+
+def test_only_end_of_sequence_allowed_is_still_a_clear_error(pair) -> None:
+    """The backend's error for a generation without action tokens survives the engine."""
+    _, _, fast = pair
+    model = fast._policy.model
+    saved = model.generation_config.suppress_tokens
+    eos = model.processor.tokenizer.eos_token_id
+    model.generation_config.suppress_tokens = [i for i in range(model.lm_head.weight.shape[0]) if i != eos]
+    try:
+        with pytest.raises(InferenceError, match="no decodable action tokens"):
+            fast.predict_chunk(observation(6))
+    finally:
+        model.generation_config.suppress_tokens = saved

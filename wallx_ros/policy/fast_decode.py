@@ -1,0 +1,264 @@
+"""Fast-mode (autoregressive FAST action tokens) decoding without Hugging Face's per-token model overhead.
+
+Stock fast mode is LeRobot's ``predict`` -> transformers ``generate``: one prefill forward over the prompt,
+then one full model forward per generated token (up to 100). Every one of those forwards goes through
+WallX's generic training forward: it rebuilds the 4-D attention mask, recomputes positions, routes the one
+new token to its MoE expert with boolean indexing (host syncs) and runs each layer through the generic
+modules. On an H200 a full-size chunk takes 5.4 s, ~50 ms per token; on this project's CPU the tiny model
+spends seconds on it.
+
+``FastDecoder`` keeps everything of stock's generation — LeRobot's ``predict`` (prompt, prefill, action
+decoding), transformers' ``generate`` loop with its logits processors (suppressed tokens, minimum length),
+stopping rules and KV cache — and replaces only the model forward of the single-token decode steps by a
+lean one built from the policy's own modules: token embedding, then per layer RMSNorm -> q/k/v -> the
+multimodal rotary embedding -> the same ``DynamicCache.update`` -> stock's eager attention -> o_proj ->
+the text expert (generated tokens are routed to expert 0, as stock routes them), final norm, lm_head.
+Nothing in it syncs with the host. Steps it does not cover (a generated proprioception token, whose
+embedding stock replaces; any non-text expert; a masked prompt) run stock's forward, so the result is
+always stock's. On CPU the generated tokens and chunks are bit-identical to stock's (tested).
+
+Two more costs of stock's generation go with it, both to the same tokens:
+
+* logits are computed for the last prompt position only (stock's prefill projects every prompt position
+  onto the 151k-token vocabulary and ``generate`` keeps the last row);
+* with ``suppress_tokens`` set (``fast_action_tokens_only`` suppresses the ~149k non-action tokens) the
+  logits of suppressed tokens are -inf straight from the engine, which computes only the allowed rows of
+  the vocabulary projection, instead of transformers testing a 149k-entry list against the vocabulary on
+  every token and deep-copying it with the generation config on every chunk. Suppressed tokens get -inf
+  either way, so the greedy choice is the same.
+
+It is installed only while a prediction runs (``active``): the model's ``forward`` is wrapped on the
+instance, the generation config's ``suppress_tokens`` lifted, and both restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from wallx_ros.policy import lerobot_compat
+from wallx_ros.policy.config import BackendConfig
+
+__all__ = ["FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason", "select_fast_decoder"]
+
+_LOG = logging.getLogger("wallx_ros.policy")
+
+
+def fast_decode_line_reason() -> str | None:
+    """None if ``FastDecoder`` was validated on the installed LeRobot line (bit-identical tokens and logits to
+    stock generation, test/test_fast_decode.py), else why not."""
+    version = lerobot_compat.lerobot_version()
+    if version[:2] != (0, 4):
+        return f"fast_decode is validated on LeRobot 0.4.x only (installed: {'.'.join(map(str, version))})"
+    return None
+
+
+def fast_decode_unsupported_reason(policy: Any) -> str | None:
+    """None if ``FastDecoder`` can run this loaded policy, else why not."""
+    reason = fast_decode_line_reason()
+    if reason:
+        return reason
+    model = policy.model
+    if getattr(model.config, "_attn_implementation", "eager") != "eager":
+        return f"the checkpoint's language model runs {model.config._attn_implementation!r} attention, not eager"
+    if not getattr(model.config, "mlp_moe", False):
+        return "the checkpoint has no MoE MLP layers"
+    return None
+
+
+def select_fast_decoder(config: BackendConfig, policy: Any, mode: str) -> FastDecoder | None:
+    """The fast-mode decoder ``config.engine`` asks for: ``auto`` uses it in fast mode wherever it can run,
+    ``stock`` never; flow mode never needs it."""
+    if mode != "fast" or config.engine == "stock":
+        return None
+    reason = fast_decode_unsupported_reason(policy)
+    if reason:
+        _LOG.info("fast mode runs LeRobot's stock generation step by step: %s", reason)
+        return None
+    return FastDecoder(policy)
+
+
+class FastDecoder:
+    """Runs the decode steps of a loaded WallX policy's fast-mode generation (batch size 1)."""
+
+    def __init__(self, policy: Any) -> None:
+        reason = fast_decode_unsupported_reason(policy)
+        if reason:
+            raise ValueError(f"fast_decode cannot run this policy: {reason}")
+        self.policy = policy
+        model = policy.model
+        self._model = model
+        self._lm = model.model
+        self._internals = lerobot_compat.wallx_internals()
+        cfg = model.config
+        self._mrope = list(cfg.rope_scaling["mrope_section"])
+        self._head_dim = int(cfg.hidden_size) // int(cfg.num_attention_heads)
+        self._propri_id = int(model.action_token_id_set["propri_token_id"])
+        self.decode_steps = 0  # decode steps this engine ran (the rest ran stock's forward)
+        self.stock_steps = 0
+        self._head = model.lm_head
+        self._vocab = int(model.lm_head.weight.shape[0])
+        self._allowed: torch.Tensor | None = None  # vocabulary rows not suppressed, while active
+        self._allowed_key: tuple[int, int] | None = None
+        self._allowed_weight: torch.Tensor | None = None
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Route the model's forwards through this engine while the block runs (one prediction)."""
+        model = self._model
+        original = type(model).forward.__get__(model)
+        config = model.generation_config
+        suppressed = config.suppress_tokens
+        self._set_allowed(suppressed)
+
+        def forward(mode: str | None = None, predict_mode: str | None = "text", **kwargs: Any) -> Any:
+            if mode is None and self._covers(kwargs):
+                return self._decode_step(kwargs)
+            if mode is None:
+                self.stock_steps += 1
+                return self._stock_step(original, kwargs)
+            return original(mode=mode, predict_mode=predict_mode, **kwargs)
+
+        model.forward = forward
+        config.suppress_tokens = None
+        try:
+            yield
+        finally:
+            del model.forward
+            config.suppress_tokens = suppressed
+
+    def _set_allowed(self, suppressed: list[int] | None) -> None:
+        """Vocabulary rows that may be generated (None: all), cached per suppress list."""
+        if not suppressed:
+            self._allowed = self._allowed_weight = None
+            self._allowed_key = None
+            return
+        key = (id(suppressed), len(suppressed))
+        if key == self._allowed_key:
+            return
+        weight = self._model.lm_head.weight
+        keep = torch.ones(self._vocab, dtype=torch.bool)
+        ids = torch.tensor([int(t) for t in suppressed], dtype=torch.int64)
+        keep[ids[(ids >= 0) & (ids < self._vocab)]] = False
+        self._allowed = keep.nonzero().flatten().to(weight.device)
+        self._allowed_weight = weight.detach()[self._allowed]
+        self._allowed_key = key
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        """lm_head logits of ``h`` (already in the head's dtype); suppressed tokens -inf, not computed."""
+        lm_head = self._head
+        if self._allowed is None or self._allowed_weight is None:
+            return lm_head(h)  # type: ignore[no-any-return]
+        rows = torch.nn.functional.linear(h, self._allowed_weight, lm_head.bias[self._allowed]
+                                          if lm_head.bias is not None else None)
+        logits = h.new_full((*h.shape[:-1], self._vocab), float("-inf"))
+        logits[..., self._allowed] = rows
+        return logits
+
+    def _stock_step(self, original: Any, kwargs: dict[str, Any]) -> Any:
+        """Stock's forward (the prefill, or a step this engine does not cover) with the vocabulary projection
+        of the last position only: ``generate`` reads nothing else."""
+        if kwargs.get("labels") is not None or kwargs.get("action_chunk") is not None:
+            return original(**kwargs)
+        model = self._model
+        head = model.lm_head
+        model.lm_head = _LastPositionHead(head, self._logits)
+        try:
+            return original(**kwargs)
+        finally:
+            model.lm_head = head
+
+    # -- which forwards are decode steps this engine computes exactly ------------------------------------
+    def _covers(self, kw: dict[str, Any]) -> bool:
+        ids = kw.get("input_ids")
+        cache = kw.get("past_key_values")
+        position = kw.get("cache_position")
+        mask = kw.get("attention_mask")
+        types = kw.get("moe_token_types")
+        if ids is None or cache is None or position is None or types is None or mask is None:
+            return False
+        if tuple(ids.shape) != (1, 1) or tuple(position.shape) != (1,) or mask.dim() != 2:
+            return False
+        if any(kw.get(k) is not None for k in ("inputs_embeds", "pixel_values", "pixel_values_videos",
+                                                 "position_ids", "labels", "action_chunk")):
+            return False
+        if kw.get("output_attentions") or kw.get("output_hidden_states") or self._model.rope_deltas is None:
+            return False
+        if int(cache.get_seq_length()) != int(mask.shape[1]) - 1:
+            return False
+        # one host read per token (generate itself syncs every token for its stopping check)
+        token, kind, masked = (int(v) for v in torch.stack(
+            [ids[0, 0], types[0, -1].to(ids.dtype), (mask[0] == 0).sum().to(ids.dtype)]).tolist())
+        # stock replaces a proprioception token's embedding; only expert 0 is re-implemented; no padding
+        return token != self._propri_id and kind == 0 and masked == 0
+
+    # -- the step --------------------------------------------------------------------------------------------
+    def _decode_step(self, kw: dict[str, Any]) -> Any:
+        model, lm = self._model, self._lm
+        ids, cache, position = kw["input_ids"], kw["past_key_values"], kw["cache_position"]
+        h = lm.embed_tokens(ids)
+        # stock: positions continue from the prompt's rope deltas, the same on all three mrope axes
+        delta = (position[0] + model.rope_deltas).to(h.device)
+        position_ids = (torch.arange(1, device=h.device).view(1, -1) + delta).unsqueeze(0).expand(3, -1, -1)
+        cos, sin = lm.rotary_emb(h, position_ids)
+        sections = self._mrope * 2
+        cos = torch.cat([m[i % 3] for i, m in enumerate(cos.split(sections, dim=-1))], dim=-1).unsqueeze(1)
+        sin = torch.cat([m[i % 3] for i, m in enumerate(sin.split(sections, dim=-1))], dim=-1).unsqueeze(1)
+        for index, layer in enumerate(lm.layers):
+            h = self._layer(layer, index, h, cos, sin, cache, position)
+        h = lm.norm(h).to(model.lm_head.weight.dtype)
+        self.decode_steps += 1
+        return lerobot_compat.fast_decode_output(logits=self._logits(h), past_key_values=cache,
+                                                 rope_deltas=model.rope_deltas)
+
+    def _layer(self, layer: Any, index: int, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any,
+               position: torch.Tensor) -> torch.Tensor:
+        residual = h
+        x = layer.input_layernorm(h.to(layer.input_layernorm.weight.dtype)).to(layer.self_attn.q_proj.weight.dtype)
+        h = residual + self._attention(layer.self_attn, index, x, cos, sin, cache, position)
+        residual = h
+        x = layer.post_attention_layernorm(h.to(layer.post_attention_layernorm.weight.dtype))
+        expert = layer.mlp if layer.mlp is not None else layer.moe.experts[0]
+        x = x.to(expert.down_proj.weight.dtype)
+        dim = x.shape[-1] if layer.mlp is not None else int(layer.moe.dim_inputs[0])
+        out = expert(x[..., :dim])
+        if out.shape[-1] != x.shape[-1]:  # stock scatters a narrower expert's output into zeros
+            out = torch.nn.functional.pad(out, (0, x.shape[-1] - out.shape[-1]))
+        return residual + out  # type: ignore[no-any-return]
+
+    def _attention(self, attn: Any, index: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any,
+                   position: torch.Tensor) -> torch.Tensor:
+        """Stock's eager attention for one new token, op for op (its causal mask row is all zeros)."""
+        bsz, q_len, _ = x.shape
+        q = attn.q_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        rotate_half = self._internals.rotate_half
+        q = (q * cos) + (rotate_half(q) * sin)
+        k = (k * cos) + (rotate_half(k) * sin)
+        k, v = cache.update(k, v, index, {"sin": sin, "cos": cos, "cache_position": position})
+        groups = int(attn.num_key_value_groups)
+        k = self._internals.repeat_kv(k, groups)
+        v = self._internals.repeat_kv(v, groups)
+        weights = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self._head_dim)
+        weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
+        out = torch.matmul(weights, v).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
+        return attn.o_proj(out)  # type: ignore[no-any-return]
+
+
+class _LastPositionHead(torch.nn.Module):
+    """Stands in for ``lm_head`` during a stock forward: logits of the last position only."""
+
+    def __init__(self, head: torch.nn.Module, logits: Any) -> None:
+        super().__init__()
+        self.head = head
+        self.weight = head.weight
+        self._logits = logits
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self._logits(hidden[:, -1:])  # type: ignore[no-any-return]
