@@ -191,8 +191,9 @@ def test_compiled_layers_trace_whole_and_serve_every_layer(three_cams, attention
     aot_eager backend (no kernel fusion, so the math must not change) the engine must give exactly the
     uncompiled engine's actions, trace without graph breaks, and reuse one graph for every layer of a kind:
     step 0 over the prompt, the action-only steps, the vision block (sdpa, and eager on LeRobot 0.6: window and
-    full-attention vision blocks apart, their batched layouts / attention splits differ), the action head's input, its output (twice: step 0 hands it a
-    slice of the whole prompt's states, other strides), not one per layer.
+    full-attention vision blocks apart, their batched layouts / attention splits differ), the action head's
+    input, its output (twice: step 0 hands it a slice of the whole prompt's states, other strides), not one per
+    layer.
     (Inductor's fused kernels change bf16 rounding; bench/inference reports that difference vs stock.)"""
     import torch
     from torch._dynamo.utils import counters

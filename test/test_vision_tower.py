@@ -16,7 +16,8 @@ import pytest
 from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
 
 UNSUPPORTED = lerobot_compat.flow_engine_unsupported_reason()
-pytestmark = pytest.mark.skipif(UNSUPPORTED is not None, reason=f"{UNSUPPORTED}; the vision runner is not validated here")
+pytestmark = pytest.mark.skipif(UNSUPPORTED is not None,
+                                reason=f"{UNSUPPORTED}; the vision runner is not validated here")
 
 # (t, h, w) patches per camera. 18x18 is what WallX makes of a 224x224 (or 256x256) camera: its 9x9 merge
 # units split into windows of 4x4, 4x1, 1x4 and 1x1 units, so three window sizes and ragged images.

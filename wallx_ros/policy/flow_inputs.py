@@ -296,7 +296,8 @@ def _mrope_tables(table: torch.Tensor, sections: list[int]) -> torch.Tensor:
 
 def _attention_pattern(seq: int, action_start: int, sliding_window: int | None) -> tuple[torch.Tensor, bool]:
     """Stock WallX's attention pattern for one unpadded prompt: causal, plus bidirectional among the action
-    tokens, minus keys beyond the sliding window (``sliding_window``: as the installed line applies it). Returns (allowed (1, 1, S, S), whether action rows see every key)."""
+    tokens, minus keys beyond the sliding window (``sliding_window``: as the installed line applies it).
+    Returns (allowed (1, 1, S, S), whether action rows see every key)."""
     i = torch.arange(seq).view(-1, 1)
     j = torch.arange(seq).view(1, -1)
     allowed = j <= i
