@@ -19,6 +19,7 @@ video decoding backend                torchcodec (+ FFmpeg)       pyav (no syste
 ``save_episode`` video encoding       in process                  ``parallel_encoding=False`` (no fork)
 append to a dataset                   ``LeRobotDataset(...)``     ``LeRobotDataset.resume(...)``
 image writer, streaming encoder       on the dataset              on ``dataset.writer``
+fast flow engine internals            LeRobot's Qwen2.5-VL copy   transformers 5 Qwen2.5-VL (``wallx_internals``)
 ====================================  ==========================  =====================================
 """
 
@@ -350,16 +351,17 @@ class WallXInternals:
     blocks) and these helpers; only the glue between them (KV-cache reuse, static shapes) is its own.
     Where the two lines compute differently, the field says how this line's stock code does it:
 
-    ====================================  ==========================  =====================================
-    field                                 0.4.4 (LeRobot's own Qwen)  0.6.x (transformers 5 native Qwen)
-    ====================================  ==========================  =====================================
-    ``attention_scale_multiplies``        ``qk / sqrt(head_dim)``     ``qk * attn.scaling``
-    ``vision_chunk_attention``            None: one masked eager op   sdpa per window / image (``split``)
-    ``resize_image``                      None: Pillow BICUBIC        torchvision BICUBIC + antialias
-    ``proprioception_proj``               ``use_history`` keyword     no ``use_history``
-    ``mrope_section`` / ``sliding_window``  ``config.rope_scaling``   ``text_config.rope_parameters``
-    ``image_pixel_limits``                ``min_pixels``/``max_pixels``  ``size.shortest/longest_edge``
-    ====================================  ==========================  =====================================
+    ==============================  ===============================  ======================================
+    field                           0.4.4 (LeRobot's own Qwen copy)  0.6.x (transformers 5 native Qwen)
+    ==============================  ===============================  ======================================
+    ``attention_scale_multiplies``  ``qk / sqrt(head_dim)``          ``qk * attn.scaling``
+    ``vision_chunk_attention``      None: one masked eager op        sdpa per window / image (``split``)
+    ``resize_image``                None: Pillow BICUBIC             LeRobot's torchvision BICUBIC+antialias
+    ``proprioception_proj``         ``use_history`` keyword          no ``use_history``
+    ``mrope_section``               ``config.rope_scaling``          ``text_config.rope_parameters``
+    ``sliding_window``              whenever set                     per ``layer_types``
+    ``image_pixel_limits``          ``min_pixels``/``max_pixels``    ``size.shortest_edge/longest_edge``
+    ==============================  ===============================  ======================================
     """
 
     rotate_half: Any

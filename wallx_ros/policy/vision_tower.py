@@ -7,7 +7,8 @@ device scalars: a few thousand device-to-host syncs per full-size chunk. All of 
 the image grid (fixed for a camera set-up), so ``VisionTowerRunner`` computes it once per grid and
 then runs the policy's own modules (patch embedding, block norms / qkv / proj / MLP, merger) with the
 cached tensors. With ``attention="eager"`` every op is the stock eager op on the same shapes, so the
-output is bit-identical to stock; ``"sdpa"`` uses ``scaled_dot_product_attention`` with the same
+output is bit-identical to stock (on LeRobot 0.6, whose stock tower runs transformers 5's sdpa once per window
+/ image on CPU, "eager" makes those same calls); ``"sdpa"`` uses ``scaled_dot_product_attention`` with the same
 boolean mask (fused kernels on CUDA; equal within bf16 rounding).
 
 ``"sdpa"`` does not pass that mask: a block-diagonal mask keeps the fused kernels away (PyTorch falls back
