@@ -17,8 +17,8 @@ from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
 from wallx_ros.policy.errors import BackendConfigError, InferenceError
 from wallx_ros.policy.tiny_checkpoint import DEFAULT_CAMERAS, TinyCheckpointSpec
 
-# Why fast_flow cannot run on the installed LeRobot line (None: it can). LeRobot 0.6 renamed the WallX internals
-# the engine re-uses (transformers 5 layout): there, engine 'auto' must fall back to stock (tested below).
+# Why fast_flow cannot run on the installed LeRobot line (None: it can: 0.4.x and 0.6.x are validated). On a line
+# it is not validated on, engine 'auto' must fall back to stock (tested below).
 UNSUPPORTED = lerobot_compat.flow_engine_unsupported_reason()
 needs_fast_flow = pytest.mark.skipif(UNSUPPORTED is not None, reason=f"{UNSUPPORTED}; auto falls back to stock")
 
@@ -134,8 +134,7 @@ def test_prefix_never_attends_to_action_tokens(three_cams) -> None:
     types = ids == model.processor.tokenizer.convert_tokens_to_ids("<|action|>")
     embeds = model.model.embed_tokens(ids)
     with torch.no_grad():
-        mask = model.model._update_causal_mask(torch.ones_like(ids), embeds, torch.arange(ids.shape[1]), None, False,
-                                               types)
+        mask = lerobot_compat.stock_attention_mask(model, ids, embeds, types)
     allowed = mask[0, 0] == 0
     p = plan.action_start
     assert not allowed[:p, p:].any()  # prefix rows never see action tokens
@@ -184,14 +183,17 @@ def test_sdpa_engine_equals_eager_engine_in_float32(three_cams, hw: tuple[int, i
 
 
 @needs_fast_flow
-@pytest.mark.parametrize(("attention", "graphs"), [("eager", 6), ("sdpa", 7)])
+# eager vision on LeRobot 0.6 runs stock's attention call per window / image: window and full blocks apart, as sdpa
+@pytest.mark.parametrize(("attention", "graphs"), [("eager", 6 if lerobot_compat.installed_line() == "0.4" else 7),
+                                                   ("sdpa", 7)])
 def test_compiled_layers_trace_whole_and_serve_every_layer(three_cams, attention: str, graphs: int) -> None:
     """flow_compile runs one decoder layer and one vision block through torch.compile. Traced with the
     aot_eager backend (no kernel fusion, so the math must not change) the engine must give exactly the
     uncompiled engine's actions, trace without graph breaks, and reuse one graph for every layer of a kind:
-    step 0 over the prompt, the action-only steps, the vision block (sdpa: window and full-attention vision
-    blocks apart, their batched layouts differ), the action head's input, its output (twice: step 0 hands it a
-    slice of the whole prompt's states, other strides), not one per layer.
+    step 0 over the prompt, the action-only steps, the vision block (sdpa, and eager on LeRobot 0.6: window and
+    full-attention vision blocks apart, their batched layouts / attention splits differ), the action head's
+    input, its output (twice: step 0 hands it a slice of the whole prompt's states, other strides), not one per
+    layer.
     (Inductor's fused kernels change bf16 rounding; bench/inference reports that difference vs stock.)"""
     import torch
     from torch._dynamo.utils import counters
@@ -228,7 +230,7 @@ def test_engine_selection(tiny_checkpoint: Path, tiny_fast_checkpoint: Path) -> 
     else:  # a LeRobot line the engine is not validated on: auto runs stock, fast_flow refuses with the reason
         assert auto.engine == "stock"
         assert np.isfinite(auto.predict_chunk(observation(0, DEFAULT_CAMERAS, (120, 160))).actions).all()
-        with pytest.raises(BackendConfigError, match=r"validated on LeRobot 0\.4\.x only"):
+        with pytest.raises(BackendConfigError, match=r"validated on LeRobot 0\.4\.x and 0\.6\.x only"):
             load_backend(BackendConfig(checkpoint_dir=tiny_checkpoint, allow_random_weights=True, engine="fast_flow"))
     fast_mode = load_backend(BackendConfig(checkpoint_dir=tiny_fast_checkpoint, allow_random_weights=True,
                                            engine="fast_flow"))

@@ -16,7 +16,8 @@ import pytest
 from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
 
 UNSUPPORTED = lerobot_compat.flow_engine_unsupported_reason()
-pytestmark = pytest.mark.skipif(UNSUPPORTED is not None, reason=f"{UNSUPPORTED}; the vision runner is 0.4-only")
+pytestmark = pytest.mark.skipif(UNSUPPORTED is not None,
+                                reason=f"{UNSUPPORTED}; the vision runner is not validated here")
 
 # (t, h, w) patches per camera. 18x18 is what WallX makes of a 224x224 (or 256x256) camera: its 9x9 merge
 # units split into windows of 4x4, 4x1, 1x4 and 1x1 units, so three window sizes and ragged images.
@@ -58,7 +59,7 @@ def test_batched_block_attention_equals_stock_masks(visual, grid) -> None:
     with torch.no_grad():
         expected = eager(pixels, eager.geometry(grid))
         got = sdpa(pixels, sdpa.geometry(grid))
-        stock = visual(pixels, torch.tensor(grid))  # LeRobot's own forward (its sdpa blocks, cu_seqlens)
+        stock = lerobot_compat.vision_tower_forward(visual, pixels, torch.tensor(grid))  # LeRobot's own forward
     torch.testing.assert_close(expected, stock, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     geo = sdpa.geometry(grid)
@@ -115,18 +116,15 @@ def test_window_grouping_matters(visual) -> None:
 
 
 @pytest.mark.parametrize("width", [40, 64, 3420 // 20])
-def test_fused_padded_mlp_equals_the_mlp(width: int) -> None:
+def test_fused_padded_mlp_equals_the_mlp(visual, width: int) -> None:
     """Qwen2.5-VL's vision MLP with gate/up as one GEMM, intermediate width zero-padded to a multiple of 64."""
     import torch
 
     from wallx_ros.policy.vision_tower import fused_vision_mlp
 
-    lerobot_compat.prepare_runtime()  # before importing lerobot (torchvision shim on CPU torch)
-    from lerobot.policies.wall_x.qwen_model import qwen2_5_vl_moe
-
     config = type("Cfg", (), {"hidden_size": 32, "intermediate_size": width, "hidden_act": "silu"})()
     torch.manual_seed(width)
-    mlp = qwen2_5_vl_moe.Qwen2_5_VLMLP(config, bias=True)
+    mlp = type(visual.blocks[0].mlp)(config, bias=True)  # the installed line's Qwen2_5_VLMLP
     for p in mlp.parameters():
         torch.nn.init.normal_(p)
     gate_up, bias, down = fused_vision_mlp(mlp)

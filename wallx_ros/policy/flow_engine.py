@@ -201,7 +201,11 @@ class FlowEngine:
             k_all = self._internals.repeat_kv(keys[:, :, :end], groups)
             v_all = self._internals.repeat_kv(values[:, :, :end], groups)
             if self.attention == "eager":  # stock eager, op for op
-                weights = torch.matmul(q, k_all.transpose(2, 3)) / math.sqrt(self._head_dim)
+                scores = torch.matmul(q, k_all.transpose(2, 3))
+                if self._internals.attention_scale_multiplies:  # transformers 5 (LeRobot 0.6)
+                    weights = scores * attn.scaling
+                else:
+                    weights = scores / math.sqrt(self._head_dim)
                 if mask is not None:
                     weights = weights + mask
                 weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
@@ -269,7 +273,7 @@ class FlowEngine:
         embeds[0].index_copy_(0, plan.image_positions, image.to(embeds.dtype))
         proprio = inputs.proprioception.to(embeds.dtype)
         proprio_mask = inputs.agent_pos_mask.to(embeds.dtype)
-        state = self._head.proprioception_proj(proprio, proprio_mask, use_history=proprio.shape[1] > 1)
+        state = self._internals.proprioception_proj(self._head, proprio, proprio_mask)
         state = state.to(torch.bfloat16).reshape(-1, embeds.shape[-1])  # stock casts to bf16 before inserting
         embeds[0].index_copy_(0, plan.propri_positions, state.to(embeds.dtype))
         return embeds

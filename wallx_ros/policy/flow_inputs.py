@@ -113,8 +113,9 @@ class FlowInputBuilder:
             first = (int(res * height / width), res) if width > height else (res, int(res * width / height))
         second = internals.smart_resize(first[0], first[1], factor=internals.image_factor,
                                         min_pixels=internals.min_pixels, max_pixels=internals.max_pixels)
+        min_pixels, max_pixels = internals.image_pixel_limits(self._ip)
         proc = internals.smart_resize(second[0], second[1], factor=self._patch * self._merge,
-                                      min_pixels=int(self._ip.min_pixels), max_pixels=int(self._ip.max_pixels))
+                                      min_pixels=min_pixels, max_pixels=max_pixels)
         if tuple(proc) != tuple(second):
             raise InferenceError(f"image processor would resize {second} again to {proc}: not supported by fast_flow")
         return first, (int(second[0]), int(second[1]))
@@ -135,7 +136,10 @@ class FlowInputBuilder:
 
     def _resize(self, camera: str, image: np.ndarray,
                 sizes: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
-        """uint8 (h, w, 3) on the device after both stock resizes (Pillow BICUBIC, bit-exact)."""
+        """uint8 (h, w, 3) on the device after both stock resizes (bit-exact: Pillow BICUBIC on LeRobot 0.4,
+        LeRobot's own torchvision resize on 0.6)."""
+        if self._internals.resize_image is not None:
+            return self._resize_on_device(self._upload(camera, image), sizes)
         if self.device.type == "cpu":  # on the host Pillow itself is the fastest exact resampler
             from PIL import Image
 
@@ -146,6 +150,8 @@ class FlowInputBuilder:
         return self._resize_on_device(self._upload(camera, image), sizes)
 
     def _resize_on_device(self, image: torch.Tensor, sizes: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
+        if self._internals.resize_image is not None:  # the line's own resize (it derives the same sizes)
+            return self._internals.resize_image(image)  # type: ignore[no-any-return]
         for h, w in sizes:
             image = self._resizer.resize(image, h, w)
         return image
@@ -232,9 +238,13 @@ class FlowInputBuilder:
             dev_ids = ids.to(self.device)
             text_embeds = model.model.embed_tokens(dev_ids)
             cos, sin = model.model.rotary_emb(text_embeds, position_ids.to(self.device))
-            sections = list(model.config.rope_scaling["mrope_section"])
+            sections = internals.mrope_section(model.config)
             cos, sin = _mrope_tables(cos, sections), _mrope_tables(sin, sections)
-        allowed, unmasked = _attention_pattern(seq, start, model.config.sliding_window)
+        try:
+            window = internals.sliding_window(model.config)
+        except ValueError as err:
+            raise InferenceError(str(err)) from err
+        allowed, unmasked = _attention_pattern(seq, start, window)
         additive = torch.where(allowed, 0.0, torch.finfo(self._embed_dtype).min).to(self._embed_dtype)
         return PromptPlan(
             input_ids=ids, seq_len=seq, action_start=start, grid=grid, resize_hw=resize_hw,
@@ -286,8 +296,8 @@ def _mrope_tables(table: torch.Tensor, sections: list[int]) -> torch.Tensor:
 
 def _attention_pattern(seq: int, action_start: int, sliding_window: int | None) -> tuple[torch.Tensor, bool]:
     """Stock WallX's attention pattern for one unpadded prompt: causal, plus bidirectional among the action
-    tokens, minus keys beyond the sliding window (LeRobot applies ``config.sliding_window`` whenever it is
-    set). Returns (allowed (1, 1, S, S), whether action rows see every key)."""
+    tokens, minus keys beyond the sliding window (``sliding_window``: as the installed line applies it).
+    Returns (allowed (1, 1, S, S), whether action rows see every key)."""
     i = torch.arange(seq).view(-1, 1)
     j = torch.arange(seq).view(1, -1)
     allowed = j <= i

@@ -19,6 +19,7 @@ video decoding backend                torchcodec (+ FFmpeg)       pyav (no syste
 ``save_episode`` video encoding       in process                  ``parallel_encoding=False`` (no fork)
 append to a dataset                   ``LeRobotDataset(...)``     ``LeRobotDataset.resume(...)``
 image writer, streaming encoder       on the dataset              on ``dataset.writer``
+fast flow engine internals            LeRobot's Qwen2.5-VL copy   transformers 5 Qwen2.5-VL (``wallx_internals``)
 ====================================  ==========================  =====================================
 """
 
@@ -40,6 +41,7 @@ from wallx_ros.policy.errors import CheckpointError
 
 __all__ = [
     "BACKBONE_WEIGHTS_FILENAME",
+    "FLOW_ENGINE_VALIDATED_LINES",
     "LeRobotApi",
     "WallXInternals",
     "api",
@@ -68,11 +70,13 @@ __all__ = [
     "registered_processor_steps",
     "run_lerobot_train",
     "save_episode",
+    "stock_attention_mask",
     "stop_image_writer",
     "streaming_backlog",
     "streaming_dropped_frames",
     "tokenizer_control_tokens",
     "transformers_version",
+    "vision_tower_forward",
     "wallx_internals",
 ]
 
@@ -353,6 +357,19 @@ class WallXInternals:
 
     The engine calls the loaded policy's own modules (projections, norms, experts, action head, vision
     blocks) and these helpers; only the glue between them (KV-cache reuse, static shapes) is its own.
+    Where the two lines compute differently, the field says how this line's stock code does it:
+
+    ==============================  ===============================  ======================================
+    field                           0.4.4 (LeRobot's own Qwen copy)  0.6.x (transformers 5 native Qwen)
+    ==============================  ===============================  ======================================
+    ``attention_scale_multiplies``  ``qk / sqrt(head_dim)``          ``qk * attn.scaling``
+    ``vision_chunk_attention``      None: one masked eager op        sdpa per window / image (``split``)
+    ``resize_image``                None: Pillow BICUBIC             LeRobot's torchvision BICUBIC+antialias
+    ``proprioception_proj``         ``use_history`` keyword          no ``use_history``
+    ``mrope_section``               ``config.rope_scaling``          ``text_config.rope_parameters``
+    ``sliding_window``              whenever set                     per ``layer_types``
+    ``image_pixel_limits``          ``min_pixels``/``max_pixels``    ``size.shortest_edge/longest_edge``
+    ==============================  ===============================  ======================================
     """
 
     rotate_half: Any
@@ -372,6 +389,13 @@ class WallXInternals:
     model_type: str
     tokenizer_max_length: int
     flow_steps: int
+    attention_scale_multiplies: bool
+    vision_chunk_attention: Any
+    resize_image: Any
+    proprioception_proj: Any
+    mrope_section: Any
+    sliding_window: Any
+    image_pixel_limits: Any
 
 
 @cache
@@ -386,13 +410,63 @@ def flow_steps() -> int:
     return int(steps if steps is not None else 10)
 
 
+def _proprioception_proj_04(head: Any, proprioception: Any, mask: Any) -> Any:
+    return head.proprioception_proj(proprioception, mask, use_history=proprioception.shape[1] > 1)
+
+
+def _proprioception_proj_06(head: Any, proprioception: Any, mask: Any) -> Any:
+    return head.proprioception_proj(proprioception, mask)
+
+
+def _mrope_section_04(config: Any) -> list[int]:
+    return list(config.rope_scaling["mrope_section"])
+
+
+def _mrope_section_06(config: Any) -> list[int]:
+    return list(config.text_config.rope_parameters["mrope_section"])
+
+
+def _sliding_window_04(config: Any) -> int | None:
+    """0.4.4's mask applies ``config.sliding_window`` whenever it is set."""
+    window = getattr(config, "sliding_window", None)
+    return None if window is None else int(window)
+
+
+def _sliding_window_06(config: Any) -> int | None:
+    """0.6 (transformers 5) applies a sliding window only to layers of type ``sliding_attention``."""
+    text = config.text_config
+    kinds = set(getattr(text, "layer_types", None) or ["full_attention"])
+    if kinds == {"full_attention"}:
+        return None
+    if kinds == {"sliding_attention"} and text.sliding_window is not None:
+        return int(text.sliding_window)
+    raise ValueError(f"decoder layers of mixed attention types {sorted(kinds)} are not supported by fast_flow")
+
+
+def _image_pixel_limits_04(image_processor: Any) -> tuple[int, int]:
+    return int(image_processor.min_pixels), int(image_processor.max_pixels)
+
+
+def _image_pixel_limits_06(image_processor: Any) -> tuple[int, int]:
+    size = image_processor.size
+    return int(size.shortest_edge), int(size.longest_edge)
+
+
+def _resize_image_06(image: Any) -> Any:
+    """One camera image (h, w, 3) uint8 through 0.6's own resize (``_resize_wall_x_image_batch``: torchvision
+    BICUBIC with antialias, on the image's device, as a batch of one in the layout stock gets), (h', w', 3)."""
+    from lerobot.policies.wall_x.modeling_wall_x import _resize_wall_x_image_batch
+
+    resized, _ = _resize_wall_x_image_batch(image.permute(2, 0, 1).unsqueeze(0))
+    return resized[0].permute(1, 2, 0)
+
+
 @cache
 def wallx_internals() -> WallXInternals:
-    """The WallX internals of the installed LeRobot (0.4.4 layout; 0.6 moved them: see
-    ``flow_engine_unsupported_reason``)."""
+    """The WallX internals of the installed LeRobot line (0.4.4: LeRobot's own Qwen2.5-VL copy; 0.6: the
+    transformers 5 modules WallX was rebuilt on)."""
     prepare_runtime()
     from lerobot.policies.wall_x import constant
-    from lerobot.policies.wall_x.qwen_model import qwen2_5_vl_moe as qwen
     from lerobot.policies.wall_x.utils import (
         get_wallx_normal_text,
         preprocesser_call,
@@ -401,6 +475,25 @@ def wallx_internals() -> WallXInternals:
     )
     from qwen_vl_utils.vision_process import smart_resize
 
+    line_04 = installed_line() == "0.4"
+    if line_04:
+        from lerobot.policies.wall_x.qwen_model import qwen2_5_vl_moe as qwen
+
+        line: dict[str, Any] = {
+            "attention_scale_multiplies": False, "vision_chunk_attention": None, "resize_image": None,
+            "proprioception_proj": _proprioception_proj_04, "mrope_section": _mrope_section_04,
+            "sliding_window": _sliding_window_04, "image_pixel_limits": _image_pixel_limits_04,
+        }
+    else:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
+
+        line = {
+            "attention_scale_multiplies": True, "vision_chunk_attention": sdpa_attention_forward,
+            "resize_image": _resize_image_06, "proprioception_proj": _proprioception_proj_06,
+            "mrope_section": _mrope_section_06, "sliding_window": _sliding_window_06,
+            "image_pixel_limits": _image_pixel_limits_06,
+        }
     return WallXInternals(
         rotate_half=qwen.rotate_half,
         apply_rotary_pos_emb_vision=qwen.apply_rotary_pos_emb_vision,
@@ -419,7 +512,31 @@ def wallx_internals() -> WallXInternals:
         model_type=str(constant.MODEL_TYPE),
         tokenizer_max_length=int(constant.TOKENIZER_MAX_LENGTH),
         flow_steps=flow_steps(),
+        **line,
     )
+
+
+def vision_tower_forward(visual: Any, pixel_values: Any, grid_thw: Any) -> Any:
+    """Stock ``visual(pixel_values, grid_thw)``: the merged image embeddings (0.6 returns them as
+    ``pooler_output`` of a model output)."""
+    out = visual(pixel_values, grid_thw)
+    return out if installed_line() == "0.4" else out.pooler_output
+
+
+def stock_attention_mask(model: Any, input_ids: Any, inputs_embeds: Any, action_tokens: Any) -> Any:
+    """The additive 4-D attention mask stock WallX's text model builds for one unpadded prompt whose action
+    tokens are ``action_tokens`` (bool, like ``input_ids``): 0 where attention is allowed."""
+    import torch
+
+    lm = model.model
+    ones = torch.ones_like(input_ids)
+    if installed_line() == "0.4":
+        positions = torch.arange(input_ids.shape[1])
+        return lm._update_causal_mask(ones, inputs_embeds, positions, None, False, action_tokens)
+    from transformers.masking_utils import create_causal_mask
+
+    return create_causal_mask(config=lm.config, inputs_embeds=inputs_embeds, attention_mask=ones,
+                              past_key_values=None, or_mask_function=lm._action_island_mask(action_tokens))
 
 
 def preprocessor_passes_images_through(preprocessor: Any) -> str | None:
@@ -438,15 +555,22 @@ def preprocessor_passes_images_through(preprocessor: Any) -> str | None:
     return None
 
 
+# LeRobot lines on which the fast flow engine was validated: bit-identical actions to stock with eager attention
+# on CPU (test/test_flow_engine.py, test/test_vision_tower.py on the tiny checkpoints)
+FLOW_ENGINE_VALIDATED_LINES = ((0, 4), (0, 6))
+
+
 def flow_engine_unsupported_reason() -> str | None:
     """None if the fast flow engine was validated against the installed LeRobot line, else why not.
 
-    Validated (equal actions to stock, tests on the tiny checkpoint): LeRobot 0.4.x. Other lines keep
-    their WallX modules under other names/signatures (transformers 5): map them in ``wallx_internals``
-    and validate with test/test_flow_engine.py before adding them here.
+    Validated: LeRobot 0.4.x and 0.6.x (``FLOW_ENGINE_VALIDATED_LINES``). A new line keeps its WallX modules
+    under other names/signatures: map them in ``wallx_internals`` and validate with test/test_flow_engine.py
+    before adding it here.
     """
-    if lerobot_version()[:2] != (0, 4):
-        return f"fast_flow is validated on LeRobot 0.4.x only (installed: {'.'.join(map(str, lerobot_version()))})"
+    if lerobot_version()[:2] not in FLOW_ENGINE_VALIDATED_LINES:
+        lines = " and ".join(f"{major}.{minor}.x" for major, minor in FLOW_ENGINE_VALIDATED_LINES)
+        return (f"fast_flow is validated on LeRobot {lines} only "
+                f"(installed: {'.'.join(map(str, lerobot_version()))})")
     return None
 
 

@@ -7,7 +7,8 @@ device scalars: a few thousand device-to-host syncs per full-size chunk. All of 
 the image grid (fixed for a camera set-up), so ``VisionTowerRunner`` computes it once per grid and
 then runs the policy's own modules (patch embedding, block norms / qkv / proj / MLP, merger) with the
 cached tensors. With ``attention="eager"`` every op is the stock eager op on the same shapes, so the
-output is bit-identical to stock; ``"sdpa"`` uses ``scaled_dot_product_attention`` with the same
+output is bit-identical to stock (on LeRobot 0.6, whose stock tower runs transformers 5's sdpa once per window
+/ image on CPU, "eager" makes those same calls); ``"sdpa"`` uses ``scaled_dot_product_attention`` with the same
 boolean mask (fused kernels on CUDA; equal within bf16 rounding).
 
 ``"sdpa"`` does not pass that mask: a block-diagonal mask keeps the fused kernels away (PyTorch falls back
@@ -65,6 +66,9 @@ class VisionGeometry:
     window_mask: torch.Tensor | None  # eager: per-window, same form
     full_layout: BlockLayout | None  # sdpa: per-image blocks
     window_layout: BlockLayout | None  # sdpa: per-window blocks
+    # eager where stock runs one sdpa call per image / window (LeRobot 0.6): the block lengths, in order
+    full_splits: tuple[int, ...] | None = None
+    window_splits: tuple[int, ...] | None = None
 
 
 def _block_mask(bounds: list[int], seq: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -126,10 +130,11 @@ class VisionTowerRunner:
 
     def _block(self, block: Any, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                mask: torch.Tensor | None, layout: BlockLayout | None,
-               mlp: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None) -> torch.Tensor:
+               mlp: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None,
+               splits: tuple[int, ...] | None = None) -> torch.Tensor:
         """One vision block; its module and the geometry tensors are arguments, so one compiled version
         (``compile_blocks``) serves every block of a kind (window / full attention)."""
-        hidden = hidden + self._attention(block.attn, block.norm1(hidden), cos, sin, mask, layout)
+        hidden = hidden + self._attention(block.attn, block.norm1(hidden), cos, sin, mask, layout, splits)
         x = block.norm2(hidden)
         if mlp is None:
             return hidden + block.mlp(x)  # type: ignore[no-any-return]
@@ -159,7 +164,12 @@ class VisionTowerRunner:
         full_bounds = [0, *itertools.accumulate(frame_tokens)]
         full_mask = window_mask = None
         full_layout = window_layout = None
-        if self.attention == "eager":  # stock's order and masks: bit-identical to stock
+        full_splits = window_splits = None
+        if self.attention == "eager" and self._internals.vision_chunk_attention is not None:
+            # stock's order and its attention call per image / window: bit-identical to stock
+            full_splits = tuple(b - a for a, b in itertools.pairwise(full_bounds))
+            window_splits = tuple(b - a for a, b in itertools.pairwise(window_bounds))
+        elif self.attention == "eager":  # stock's order and masks: bit-identical to stock
             full_mask = _block_mask(full_bounds, seq, self.dtype, device)
             window_mask = _block_mask(window_bounds, seq, self.dtype, device)
         else:
@@ -175,17 +185,21 @@ class VisionTowerRunner:
             grid=grid, window_index=window_index.to(device), reverse_index=torch.argsort(window_index).to(device),
             cos=emb.cos().to(device), sin=emb.sin().to(device), full_mask=full_mask, window_mask=window_mask,
             full_layout=_on(full_layout, device), window_layout=_on(window_layout, device),
+            full_splits=full_splits, window_splits=window_splits,
         )
         self._geometry[grid] = geo
         return geo
 
     def _attention(self, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                   mask: torch.Tensor | None, layout: BlockLayout | None) -> torch.Tensor:
+                   mask: torch.Tensor | None, layout: BlockLayout | None,
+                   splits: tuple[int, ...] | None = None) -> torch.Tensor:
         seq = x.shape[0]
         q, k, v = attn.qkv(x).reshape(seq, 3, self._num_heads, -1).permute(1, 0, 2, 3).unbind(0)
         q, k = self._internals.apply_rotary_pos_emb_vision(q, k, cos, sin)
         if layout is not None:
             return attn.proj(_blocked_attention(q, k, v, layout))  # type: ignore[no-any-return]
+        if splits is not None:  # stock (transformers 5): one attention call per image / window
+            return attn.proj(self._chunked_attention(attn, q, k, v, splits))  # type: ignore[no-any-return]
         q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
         weights = torch.matmul(q, k.transpose(1, 2)) / math.sqrt(self._head_dim)
         assert mask is not None, "eager attention needs the block mask"
@@ -193,6 +207,16 @@ class VisionTowerRunner:
         weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
         out = torch.matmul(weights, v).transpose(0, 1).reshape(seq, -1)
         return attn.proj(out)  # type: ignore[no-any-return]
+
+    def _chunked_attention(self, attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           splits: tuple[int, ...]) -> torch.Tensor:
+        """Stock's non-flash vision attention, op for op: (seq, heads, dim) q/k/v split into the blocks and
+        attended block by block with the line's attention function; returns (seq, heads * dim)."""
+        fn = self._internals.vision_chunk_attention
+        parts = [torch.split(t.transpose(0, 1).unsqueeze(0), list(splits), dim=2) for t in (q, k, v)]
+        outs = [fn(attn, qs, ks, vs, attention_mask=None, scaling=attn.scaling, dropout=0.0, is_causal=False)[0]
+                for qs, ks, vs in zip(*parts, strict=True)]
+        return torch.cat(outs, dim=1).reshape(q.shape[0], -1).contiguous()
 
     def __call__(self, pixel_values: torch.Tensor, geo: VisionGeometry) -> torch.Tensor:
         """Image embeddings (one row per merged patch, image order) for flattened ``pixel_values``."""
@@ -205,7 +229,8 @@ class VisionTowerRunner:
             full = i in self._full_blocks
             mask = geo.full_mask if full else geo.window_mask
             layout = geo.full_layout if full else geo.window_layout
-            hidden = self._run_block(block, hidden, geo.cos, geo.sin, mask, layout, mlp)
+            splits = geo.full_splits if full else geo.window_splits
+            hidden = self._run_block(block, hidden, geo.cos, geo.sin, mask, layout, mlp, splits)
         hidden = visual.merger(hidden)
         return hidden[geo.reverse_index]  # type: ignore[no-any-return]
 
