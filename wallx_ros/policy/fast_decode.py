@@ -44,17 +44,24 @@ import torch
 from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
 
-__all__ = ["FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason", "select_fast_decoder"]
+__all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason", "select_fast_decoder"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
 
 
+# LeRobot lines on which FastDecoder was validated: bit-identical tokens, per-step logits and chunks to stock
+# generation on CPU (test/test_fast_decode.py; 0.4.x with transformers 4.49, 0.6.x with transformers 5.5)
+FAST_DECODE_VALIDATED_LINES = ((0, 4), (0, 6))
+
+
 def fast_decode_line_reason() -> str | None:
-    """None if ``FastDecoder`` was validated on the installed LeRobot line (bit-identical tokens and logits to
-    stock generation, test/test_fast_decode.py), else why not."""
+    """None if ``FastDecoder`` was validated on the installed LeRobot line (``FAST_DECODE_VALIDATED_LINES``),
+    else why not. A new line: map what its decode step does differently in ``lerobot_compat.wallx_internals``
+    and validate with test/test_fast_decode.py before adding it."""
     version = lerobot_compat.lerobot_version()
-    if version[:2] != (0, 4):
-        return f"fast_decode is validated on LeRobot 0.4.x only (installed: {'.'.join(map(str, version))})"
+    if version[:2] not in FAST_DECODE_VALIDATED_LINES:
+        lines = " and ".join(f"{major}.{minor}.x" for major, minor in FAST_DECODE_VALIDATED_LINES)
+        return f"fast_decode is validated on LeRobot {lines} only (installed: {'.'.join(map(str, version))})"
     return None
 
 
@@ -68,6 +75,10 @@ def fast_decode_unsupported_reason(policy: Any) -> str | None:
         return f"the checkpoint's language model runs {model.config._attn_implementation!r} attention, not eager"
     if not getattr(model.config, "mlp_moe", False):
         return "the checkpoint has no MoE MLP layers"
+    try:
+        lerobot_compat.wallx_internals().sliding_window(model.config)
+    except ValueError as err:
+        return str(err).replace("fast_flow", "fast_decode")
     return None
 
 
@@ -96,8 +107,9 @@ class FastDecoder:
         self._lm = model.model
         self._internals = lerobot_compat.wallx_internals()
         cfg = model.config
-        self._mrope = list(cfg.rope_scaling["mrope_section"])
-        self._head_dim = int(cfg.hidden_size) // int(cfg.num_attention_heads)
+        self._mrope = list(self._internals.mrope_section(cfg))
+        # keys beyond a sliding window are masked (0.6: only for layers of type sliding_attention, all or none)
+        self._window = self._internals.sliding_window(cfg)
         self._propri_id = int(model.action_token_id_set["propri_token_id"])
         self.decode_steps = 0  # decode steps this engine ran (the rest ran stock's forward)
         self.stock_steps = 0
@@ -189,7 +201,10 @@ class FastDecoder:
             return False
         if kw.get("output_attentions") or kw.get("output_hidden_states") or self._model.rope_deltas is None:
             return False
-        if int(cache.get_seq_length()) != int(mask.shape[1]) - 1:
+        cached = int(cache.get_seq_length())
+        if cached != int(mask.shape[1]) - 1:
+            return False
+        if self._window is not None and cached >= self._window:  # the window would hide the oldest keys
             return False
         # one host read per token (generate itself syncs every token for its stopping check)
         token, kind, masked = (int(v) for v in torch.stack(
@@ -235,9 +250,10 @@ class FastDecoder:
                    position: torch.Tensor) -> torch.Tensor:
         """Stock's eager attention for one new token, op for op (its causal mask row is all zeros)."""
         bsz, q_len, _ = x.shape
-        q = attn.q_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        head_dim = int(attn.head_dim)
+        q = attn.q_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
         rotate_half = self._internals.rotate_half
         q = (q * cos) + (rotate_half(q) * sin)
         k = (k * cos) + (rotate_half(k) * sin)
@@ -245,7 +261,11 @@ class FastDecoder:
         groups = int(attn.num_key_value_groups)
         k = self._internals.repeat_kv(k, groups)
         v = self._internals.repeat_kv(v, groups)
-        weights = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self._head_dim)
+        scores = torch.matmul(q, k.transpose(2, 3))
+        if self._internals.attention_scale_multiplies:  # transformers 5 (LeRobot 0.6): eager's ``* scaling``
+            weights = scores * attn.scaling
+        else:
+            weights = scores / math.sqrt(head_dim)
         weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
         out = torch.matmul(weights, v).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
         return attn.o_proj(out)  # type: ignore[no-any-return]
