@@ -15,7 +15,9 @@ multimodal rotary embedding -> the same ``DynamicCache.update`` -> stock's eager
 the text expert (generated tokens are routed to expert 0, as stock routes them), final norm, lm_head.
 Nothing in it syncs with the host. Steps it does not cover (a generated proprioception token, whose
 embedding stock replaces; any non-text expert; a masked prompt) run stock's forward, so the result is
-always stock's. On CPU the generated tokens and chunks are bit-identical to stock's (tested).
+always stock's. On CPU the generated tokens and chunks are bit-identical to stock's (tested), on LeRobot 0.4.x
+and 0.6.x: where 0.6's stock step (transformers 5 Qwen2.5-VL) computes differently — ``* scaling`` in eager
+attention, mrope sections and sliding windows from ``text_config`` — ``lerobot_compat.wallx_internals`` says how.
 
 Two more costs of stock's generation go with it, both to the same tokens:
 
@@ -44,7 +46,8 @@ import torch
 from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
 
-__all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason", "select_fast_decoder"]
+__all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason",
+           "select_fast_decoder"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
 
@@ -262,10 +265,9 @@ class FastDecoder:
         k = self._internals.repeat_kv(k, groups)
         v = self._internals.repeat_kv(v, groups)
         scores = torch.matmul(q, k.transpose(2, 3))
-        if self._internals.attention_scale_multiplies:  # transformers 5 (LeRobot 0.6): eager's ``* scaling``
-            weights = scores * attn.scaling
-        else:
-            weights = scores / math.sqrt(head_dim)
+        # 0.4.4 divides by sqrt(head_dim); transformers 5's eager attention (0.6) multiplies by ``attn.scaling``
+        multiplies = self._internals.attention_scale_multiplies
+        weights = scores * attn.scaling if multiplies else scores / math.sqrt(head_dim)
         weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
         out = torch.matmul(weights, v).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
         return attn.o_proj(out)  # type: ignore[no-any-return]

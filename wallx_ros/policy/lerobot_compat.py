@@ -353,7 +353,7 @@ def fast_decode_output(logits: Any, past_key_values: Any, rope_deltas: Any) -> A
 # -- the fast flow engine (wallx_ros.policy.flow_engine) --------------------------------------------------
 @dataclass(frozen=True)
 class WallXInternals:
-    """LeRobot WallX functions and constants the fast flow engine re-uses (it re-implements none of them).
+    """LeRobot WallX functions and constants the fast flow engine and fast_decode re-use (they re-implement none).
 
     The engine calls the loaded policy's own modules (projections, norms, experts, action head, vision
     blocks) and these helpers; only the glue between them (KV-cache reuse, static shapes) is its own.
