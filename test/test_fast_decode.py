@@ -84,6 +84,13 @@ def test_same_tokens_logits_and_chunk_as_stock(pair, seed: int) -> None:
     model = fast._policy.model
     assert "forward" not in vars(model)
     assert model.generation_config.suppress_tokens and len(model.generation_config.suppress_tokens) > 1000
+    # a nested activation (e.g. a second decoder on the same model) leaves the outer one in charge
+    from wallx_ros.policy.fast_decode import FastDecoder
+
+    with FastDecoder(fast._policy).active():
+        np.testing.assert_array_equal(fast.predict_chunk(observation(seed)).actions,
+                                      stock.predict_chunk(observation(seed)).actions)
+    assert "forward" not in vars(model) and len(model.generation_config.suppress_tokens) > 1000
 
 
 def test_unrestricted_vocabulary_same_tokens(pair) -> None:

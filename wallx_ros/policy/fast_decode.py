@@ -111,6 +111,9 @@ class FastDecoder:
     def active(self) -> Iterator[None]:
         """Route the model's forwards through this engine while the block runs (one prediction)."""
         model = self._model
+        if "forward" in vars(model):  # already wrapped (nested activation, or someone else's wrapper): leave it
+            yield
+            return
         original = type(model).forward.__get__(model)
         config = model.generation_config
         suppressed = config.suppress_tokens
