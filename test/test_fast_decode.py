@@ -87,6 +87,13 @@ def test_same_tokens_logits_and_chunk_as_stock(pair, seed: int) -> None:
     # (the same list object, suppressing most of the vocabulary: 151k Qwen tokens on 0.4.4, 336 on 0.6's tiny)
     assert model.generation_config.suppress_tokens is suppressed
     assert len(suppressed) > model.lm_head.weight.shape[0] // 2
+    # a nested activation (e.g. a second decoder on the same model) leaves the outer one in charge
+    from wallx_ros.policy.fast_decode import FastDecoder
+
+    with FastDecoder(fast._policy).active():
+        np.testing.assert_array_equal(fast.predict_chunk(observation(seed)).actions,
+                                      stock.predict_chunk(observation(seed)).actions)
+    assert "forward" not in vars(model) and model.generation_config.suppress_tokens is suppressed
 
 
 def test_unrestricted_vocabulary_same_tokens(pair) -> None:

@@ -19,7 +19,11 @@ always stock's. On CPU the generated tokens and chunks are bit-identical to stoc
 and 0.6.x: where 0.6's stock step (transformers 5 Qwen2.5-VL) computes differently — ``* scaling`` in eager
 attention, mrope sections and sliding windows from ``text_config`` — ``lerobot_compat.wallx_internals`` says how.
 
-Two more costs of stock's generation go with it, both to the same tokens:
+More of stock's fast-mode costs go with it, all to the same tokens:
+
+* the images are embedded once, in the prefill, through ``VisionTowerRunner`` (the flow engine's
+  sync-free vision tower: eager attention on CPU, bit-identical to stock; sdpa on CUDA) — stock's
+  ``predict`` also embeds them for a prompt embedding it then discards, which gets zeros here;
 
 * logits are computed for the last prompt position only (stock's prefill projects every prompt position
   onto the 151k-token vocabulary and ``generate`` keeps the last row);
@@ -30,7 +34,8 @@ Two more costs of stock's generation go with it, both to the same tokens:
   either way, so the greedy choice is the same.
 
 It is installed only while a prediction runs (``active``): the model's ``forward`` is wrapped on the
-instance, the generation config's ``suppress_tokens`` lifted, and both restored afterwards.
+instance, ``model.visual`` stood in for, the generation config's ``suppress_tokens`` lifted, and all three
+restored afterwards.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import torch
 
 from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
+from wallx_ros.policy.vision_tower import VisionTowerRunner
 
 __all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason",
            "select_fast_decoder"]
@@ -121,11 +127,18 @@ class FastDecoder:
         self._allowed: torch.Tensor | None = None  # vocabulary rows not suppressed, while active
         self._allowed_key: tuple[int, int] | None = None
         self._allowed_weight: torch.Tensor | None = None
+        self._in_stock_step = False
+        # the prefill's vision tower without host syncs (eager: stock's math; flow_engine's runner)
+        self.vision = VisionTowerRunner(model.visual, "sdpa" if model.visual.patch_embed.proj.weight.is_cuda
+                                        else "eager")
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """Route the model's forwards through this engine while the block runs (one prediction)."""
         model = self._model
+        if "forward" in vars(model):  # already wrapped (nested activation, or someone else's wrapper): leave it
+            yield
+            return
         original = type(model).forward.__get__(model)
         config = model.generation_config
         suppressed = config.suppress_tokens
@@ -141,10 +154,13 @@ class FastDecoder:
 
         model.forward = forward
         config.suppress_tokens = None
+        visual = model.visual
+        model.visual = _VisionStandIn(visual, self)
         try:
             yield
         finally:
             del model.forward
+            model.visual = visual
             config.suppress_tokens = suppressed
 
     def _set_allowed(self, suppressed: list[int] | None) -> None:
@@ -183,10 +199,12 @@ class FastDecoder:
         model = self._model
         head = model.lm_head
         model.lm_head = _LastPositionHead(head, self._logits)
+        self._in_stock_step = True
         try:
             return original(**kwargs)
         finally:
             model.lm_head = head
+            self._in_stock_step = False
 
     # -- which forwards are decode steps this engine computes exactly ------------------------------------
     def _covers(self, kw: dict[str, Any]) -> bool:
@@ -284,3 +302,30 @@ class _LastPositionHead(torch.nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self._logits(hidden[:, -1:])  # type: ignore[no-any-return]
+
+
+class _VisionStandIn(torch.nn.Module):
+    """Stands in for ``model.visual`` during a fast-mode prediction.
+
+    LeRobot's fast-mode ``predict`` embeds the images once for a prompt embedding it then discards
+    (``generate`` gets the token ids and embeds them again in the prefill): that first call gets zeros of
+    the right shape. The prefill's call runs the policy's own vision blocks through ``VisionTowerRunner``
+    (geometry cached per image grid, no host syncs; with eager attention bit-identical to stock)."""
+
+    def __init__(self, visual: Any, decoder: FastDecoder) -> None:
+        super().__init__()
+        self.visual: Any = visual
+        self._decoder = decoder
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual.dtype  # type: ignore[no-any-return]
+
+    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+        grid = tuple((int(t), int(h), int(w)) for t, h, w in grid_thw.tolist())
+        if not self._decoder._in_stock_step:  # predict()'s own, discarded embedding
+            rows = sum(t * h * w for t, h, w in grid) // int(self.visual.spatial_merge_unit)
+            width = int(self.visual.merger.mlp[-1].out_features)
+            return pixel_values.new_zeros(rows, width, dtype=self.dtype)
+        runner = self._decoder.vision
+        return runner(pixel_values, runner.geometry(grid))
