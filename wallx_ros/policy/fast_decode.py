@@ -321,11 +321,12 @@ class _VisionStandIn(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.visual.dtype  # type: ignore[no-any-return]
 
-    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> Any:
+        """Stock's return value for these merged embeddings (0.6: a model output, ``lerobot_compat``)."""
         grid = tuple((int(t), int(h), int(w)) for t, h, w in grid_thw.tolist())
         if not self._decoder._in_stock_step:  # predict()'s own, discarded embedding
             rows = sum(t * h * w for t, h, w in grid) // int(self.visual.spatial_merge_unit)
             width = int(self.visual.merger.mlp[-1].out_features)
-            return pixel_values.new_zeros(rows, width, dtype=self.dtype)
+            return lerobot_compat.vision_tower_output(pixel_values.new_zeros(rows, width, dtype=self.dtype))
         runner = self._decoder.vision
-        return runner(pixel_values, runner.geometry(grid))
+        return lerobot_compat.vision_tower_output(runner(pixel_values, runner.geometry(grid)))
