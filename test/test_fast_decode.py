@@ -75,6 +75,7 @@ def test_same_tokens_logits_and_chunk_as_stock(pair, seed: int) -> None:
     assert stock.engine == "stock" and fast.engine == "fast_decode"
     decoder = fast._decoder
     steps_before = decoder.decode_steps
+    suppressed = fast._policy.model.generation_config.suppress_tokens  # the backend's action-tokens-only list
     _, logits = _compare(stock, fast, observation(seed))
     generated = logits.shape[0]
     assert decoder.decode_steps - steps_before == generated - 1  # every step after the prefill was ours
@@ -83,14 +84,16 @@ def test_same_tokens_logits_and_chunk_as_stock(pair, seed: int) -> None:
     # restored after the prediction: stock's forward and the backend's suppress list
     model = fast._policy.model
     assert "forward" not in vars(model)
-    assert model.generation_config.suppress_tokens and len(model.generation_config.suppress_tokens) > 1000
+    # (the same list object, suppressing most of the vocabulary: 151k Qwen tokens on 0.4.4, 336 on 0.6's tiny)
+    assert model.generation_config.suppress_tokens is suppressed
+    assert len(suppressed) > model.lm_head.weight.shape[0] // 2
     # a nested activation (e.g. a second decoder on the same model) leaves the outer one in charge
     from wallx_ros.policy.fast_decode import FastDecoder
 
     with FastDecoder(fast._policy).active():
         np.testing.assert_array_equal(fast.predict_chunk(observation(seed)).actions,
                                       stock.predict_chunk(observation(seed)).actions)
-    assert "forward" not in vars(model) and len(model.generation_config.suppress_tokens) > 1000
+    assert "forward" not in vars(model) and model.generation_config.suppress_tokens is suppressed
 
 
 def test_unrestricted_vocabulary_same_tokens(pair) -> None:

@@ -15,7 +15,9 @@ multimodal rotary embedding -> the same ``DynamicCache.update`` -> stock's eager
 the text expert (generated tokens are routed to expert 0, as stock routes them), final norm, lm_head.
 Nothing in it syncs with the host. Steps it does not cover (a generated proprioception token, whose
 embedding stock replaces; any non-text expert; a masked prompt) run stock's forward, so the result is
-always stock's. On CPU the generated tokens and chunks are bit-identical to stock's (tested).
+always stock's. On CPU the generated tokens and chunks are bit-identical to stock's (tested), on LeRobot 0.4.x
+and 0.6.x: where 0.6's stock step (transformers 5 Qwen2.5-VL) computes differently — ``* scaling`` in eager
+attention, mrope sections and sliding windows from ``text_config`` — ``lerobot_compat.wallx_internals`` says how.
 
 More of stock's fast-mode costs go with it, all to the same tokens:
 
@@ -50,17 +52,25 @@ from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.vision_tower import VisionTowerRunner
 
-__all__ = ["FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason", "select_fast_decoder"]
+__all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason",
+           "select_fast_decoder"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
 
 
+# LeRobot lines on which FastDecoder was validated: bit-identical tokens, per-step logits and chunks to stock
+# generation on CPU (test/test_fast_decode.py; 0.4.x with transformers 4.49, 0.6.x with transformers 5.5)
+FAST_DECODE_VALIDATED_LINES = ((0, 4), (0, 6))
+
+
 def fast_decode_line_reason() -> str | None:
-    """None if ``FastDecoder`` was validated on the installed LeRobot line (bit-identical tokens and logits to
-    stock generation, test/test_fast_decode.py), else why not."""
+    """None if ``FastDecoder`` was validated on the installed LeRobot line (``FAST_DECODE_VALIDATED_LINES``),
+    else why not. A new line: map what its decode step does differently in ``lerobot_compat.wallx_internals``
+    and validate with test/test_fast_decode.py before adding it."""
     version = lerobot_compat.lerobot_version()
-    if version[:2] != (0, 4):
-        return f"fast_decode is validated on LeRobot 0.4.x only (installed: {'.'.join(map(str, version))})"
+    if version[:2] not in FAST_DECODE_VALIDATED_LINES:
+        lines = " and ".join(f"{major}.{minor}.x" for major, minor in FAST_DECODE_VALIDATED_LINES)
+        return f"fast_decode is validated on LeRobot {lines} only (installed: {'.'.join(map(str, version))})"
     return None
 
 
@@ -74,6 +84,10 @@ def fast_decode_unsupported_reason(policy: Any) -> str | None:
         return f"the checkpoint's language model runs {model.config._attn_implementation!r} attention, not eager"
     if not getattr(model.config, "mlp_moe", False):
         return "the checkpoint has no MoE MLP layers"
+    try:
+        lerobot_compat.wallx_internals().sliding_window(model.config)
+    except ValueError as err:
+        return str(err).replace("fast_flow", "fast_decode")
     return None
 
 
@@ -102,8 +116,9 @@ class FastDecoder:
         self._lm = model.model
         self._internals = lerobot_compat.wallx_internals()
         cfg = model.config
-        self._mrope = list(cfg.rope_scaling["mrope_section"])
-        self._head_dim = int(cfg.hidden_size) // int(cfg.num_attention_heads)
+        self._mrope = list(self._internals.mrope_section(cfg))
+        # keys beyond a sliding window are masked (0.6: only for layers of type sliding_attention, all or none)
+        self._window = self._internals.sliding_window(cfg)
         self._propri_id = int(model.action_token_id_set["propri_token_id"])
         self.decode_steps = 0  # decode steps this engine ran (the rest ran stock's forward)
         self.stock_steps = 0
@@ -207,7 +222,10 @@ class FastDecoder:
             return False
         if kw.get("output_attentions") or kw.get("output_hidden_states") or self._model.rope_deltas is None:
             return False
-        if int(cache.get_seq_length()) != int(mask.shape[1]) - 1:
+        cached = int(cache.get_seq_length())
+        if cached != int(mask.shape[1]) - 1:
+            return False
+        if self._window is not None and cached >= self._window:  # the window would hide the oldest keys
             return False
         # one host read per token (generate itself syncs every token for its stopping check)
         token, kind, masked = (int(v) for v in torch.stack(
@@ -253,9 +271,10 @@ class FastDecoder:
                    position: torch.Tensor) -> torch.Tensor:
         """Stock's eager attention for one new token, op for op (its causal mask row is all zeros)."""
         bsz, q_len, _ = x.shape
-        q = attn.q_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(bsz, q_len, -1, self._head_dim).transpose(1, 2)
+        head_dim = int(attn.head_dim)
+        q = attn.q_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
         rotate_half = self._internals.rotate_half
         q = (q * cos) + (rotate_half(q) * sin)
         k = (k * cos) + (rotate_half(k) * sin)
@@ -263,7 +282,10 @@ class FastDecoder:
         groups = int(attn.num_key_value_groups)
         k = self._internals.repeat_kv(k, groups)
         v = self._internals.repeat_kv(v, groups)
-        weights = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self._head_dim)
+        scores = torch.matmul(q, k.transpose(2, 3))
+        # 0.4.4 divides by sqrt(head_dim); transformers 5's eager attention (0.6) multiplies by ``attn.scaling``
+        multiplies = self._internals.attention_scale_multiplies
+        weights = scores * attn.scaling if multiplies else scores / math.sqrt(head_dim)
         weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
         out = torch.matmul(weights, v).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
         return attn.o_proj(out)  # type: ignore[no-any-return]
@@ -299,11 +321,12 @@ class _VisionStandIn(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.visual.dtype  # type: ignore[no-any-return]
 
-    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> Any:
+        """Stock's return value for these merged embeddings (0.6: a model output, ``lerobot_compat``)."""
         grid = tuple((int(t), int(h), int(w)) for t, h, w in grid_thw.tolist())
         if not self._decoder._in_stock_step:  # predict()'s own, discarded embedding
             rows = sum(t * h * w for t, h, w in grid) // int(self.visual.spatial_merge_unit)
             width = int(self.visual.merger.mlp[-1].out_features)
-            return pixel_values.new_zeros(rows, width, dtype=self.dtype)
+            return lerobot_compat.vision_tower_output(pixel_values.new_zeros(rows, width, dtype=self.dtype))
         runner = self._decoder.vision
-        return runner(pixel_values, runner.geometry(grid))
+        return lerobot_compat.vision_tower_output(runner(pixel_values, runner.geometry(grid)))

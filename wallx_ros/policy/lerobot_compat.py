@@ -77,6 +77,7 @@ __all__ = [
     "tokenizer_control_tokens",
     "transformers_version",
     "vision_tower_forward",
+    "vision_tower_output",
     "wallx_internals",
 ]
 
@@ -353,7 +354,7 @@ def fast_decode_output(logits: Any, past_key_values: Any, rope_deltas: Any) -> A
 # -- the fast flow engine (wallx_ros.policy.flow_engine) --------------------------------------------------
 @dataclass(frozen=True)
 class WallXInternals:
-    """LeRobot WallX functions and constants the fast flow engine re-uses (it re-implements none of them).
+    """LeRobot WallX functions and constants the fast flow engine and fast_decode re-use (they re-implement none).
 
     The engine calls the loaded policy's own modules (projections, norms, experts, action head, vision
     blocks) and these helpers; only the glue between them (KV-cache reuse, static shapes) is its own.
@@ -521,6 +522,17 @@ def vision_tower_forward(visual: Any, pixel_values: Any, grid_thw: Any) -> Any:
     ``pooler_output`` of a model output)."""
     out = visual(pixel_values, grid_thw)
     return out if installed_line() == "0.4" else out.pooler_output
+
+
+def vision_tower_output(merged: Any) -> Any:
+    """What stock ``visual(pixel_values, grid_thw)`` returns for the merged image embeddings ``merged`` (the
+    inverse of ``vision_tower_forward``): 0.4.4 the tensor itself, 0.6 a model output whose ``pooler_output``
+    stock reads (its ``last_hidden_state``, the unmerged states, is not read by WallX and left None)."""
+    if installed_line() == "0.4":
+        return merged
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    return BaseModelOutputWithPooling(pooler_output=merged)
 
 
 def stock_attention_mask(model: Any, input_ids: Any, inputs_embeds: Any, action_tokens: Any) -> Any:
