@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,6 +49,7 @@ import torch
 
 from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
+from wallx_ros.policy.flow_inputs import mrope_tables
 from wallx_ros.policy.vision_tower import VisionTowerRunner
 
 __all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason",
@@ -242,9 +242,7 @@ class FastDecoder:
         delta = (position[0] + model.rope_deltas).to(h.device)
         position_ids = (torch.arange(1, device=h.device).view(1, -1) + delta).unsqueeze(0).expand(3, -1, -1)
         cos, sin = lm.rotary_emb(h, position_ids)
-        sections = self._mrope * 2
-        cos = torch.cat([m[i % 3] for i, m in enumerate(cos.split(sections, dim=-1))], dim=-1).unsqueeze(1)
-        sin = torch.cat([m[i % 3] for i, m in enumerate(sin.split(sections, dim=-1))], dim=-1).unsqueeze(1)
+        cos, sin = mrope_tables(cos, self._mrope), mrope_tables(sin, self._mrope)
         for index, layer in enumerate(lm.layers):
             h = self._layer(layer, index, h, cos, sin, cache, position)
         h = lm.norm(h).to(model.lm_head.weight.dtype)
@@ -282,12 +280,8 @@ class FastDecoder:
         groups = int(attn.num_key_value_groups)
         k = self._internals.repeat_kv(k, groups)
         v = self._internals.repeat_kv(v, groups)
-        scores = torch.matmul(q, k.transpose(2, 3))
-        # 0.4.4 divides by sqrt(head_dim); transformers 5's eager attention (0.6) multiplies by ``attn.scaling``
-        multiplies = self._internals.attention_scale_multiplies
-        weights = scores * attn.scaling if multiplies else scores / math.sqrt(head_dim)
-        weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
-        out = torch.matmul(weights, v).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
+        out = self._internals.eager_attention(q, k, v, attn, head_dim)  # the row of zeros mask adds nothing
+        out = out.transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
         return attn.o_proj(out)  # type: ignore[no-any-return]
 
 

@@ -41,7 +41,6 @@ and gate/up weights so each is one GEMM (+4 GiB on the full model). H200, 3 came
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,15 +200,7 @@ class FlowEngine:
             k_all = self._internals.repeat_kv(keys[:, :, :end], groups)
             v_all = self._internals.repeat_kv(values[:, :, :end], groups)
             if self.attention == "eager":  # stock eager, op for op
-                scores = torch.matmul(q, k_all.transpose(2, 3))
-                if self._internals.attention_scale_multiplies:  # transformers 5 (LeRobot 0.6)
-                    weights = scores * attn.scaling
-                else:
-                    weights = scores / math.sqrt(self._head_dim)
-                if mask is not None:
-                    weights = weights + mask
-                weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
-                out = torch.matmul(weights, v_all)
+                out = self._internals.eager_attention(q, k_all, v_all, attn, self._head_dim, mask)
             else:
                 out = sdpa(q, k_all, v_all, attn_mask=mask)
         out = out.transpose(1, 2).contiguous().reshape(bsz, q_len, -1)

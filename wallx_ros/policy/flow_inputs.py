@@ -31,7 +31,7 @@ from wallx_ros.policy.errors import InferenceError
 from wallx_ros.policy.pil_resize import PilBicubicResizer
 from wallx_ros.policy.vision_tower import Grid
 
-__all__ = ["FlowInputBuilder", "FlowInputs", "PromptPlan"]
+__all__ = ["FlowInputBuilder", "FlowInputs", "PromptPlan", "mrope_tables"]
 
 _IMAGE_PREFIX = "observation.images."
 _PLAN_CACHE_SIZE = 8
@@ -239,7 +239,7 @@ class FlowInputBuilder:
             text_embeds = model.model.embed_tokens(dev_ids)
             cos, sin = model.model.rotary_emb(text_embeds, position_ids.to(self.device))
             sections = internals.mrope_section(model.config)
-            cos, sin = _mrope_tables(cos, sections), _mrope_tables(sin, sections)
+            cos, sin = mrope_tables(cos, sections), mrope_tables(sin, sections)
         try:
             window = internals.sliding_window(model.config)
         except ValueError as err:
@@ -287,7 +287,7 @@ class FlowInputBuilder:
                           agent_pos_mask=mask)
 
 
-def _mrope_tables(table: torch.Tensor, sections: list[int]) -> torch.Tensor:
+def mrope_tables(table: torch.Tensor, sections: list[int]) -> torch.Tensor:
     """(3, 1, S, D) per-axis rotary table -> (1, 1, S, D): the selection ``apply_multimodal_rotary_pos_emb``
     makes in every layer (section i of the head dimension from axis i % 3), made once per prompt."""
     parts = torch.split(table, sections * 2, dim=-1)

@@ -398,6 +398,21 @@ class WallXInternals:
     sliding_window: Any
     image_pixel_limits: Any
 
+    def eager_attention(self, q: Any, k: Any, v: Any, attn: Any, head_dim: int, mask: Any = None) -> Any:
+        """Stock's eager attention core, op for op on this line: scaled scores (+ additive mask), float32
+        softmax cast back to q's dtype, times v. (batch, heads, q_len, head_dim) -> same; k/v already repeated."""
+        import math
+
+        import torch
+
+        scores = torch.matmul(q, k.transpose(2, 3))
+        # transformers 5 (LeRobot 0.6) multiplies by attn.scaling; LeRobot 0.4.4 divides by sqrt(head_dim)
+        weights = scores * attn.scaling if self.attention_scale_multiplies else scores / math.sqrt(head_dim)
+        if mask is not None:
+            weights = weights + mask
+        weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype)
+        return torch.matmul(weights, v)
+
 
 @cache
 def flow_steps() -> int:
