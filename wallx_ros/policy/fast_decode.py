@@ -49,6 +49,7 @@ import torch
 
 from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
+from wallx_ros.policy.flow_engine import FlowEngine
 from wallx_ros.policy.flow_inputs import mrope_tables
 from wallx_ros.policy.vision_tower import VisionTowerRunner
 
@@ -260,10 +261,7 @@ class FastDecoder:
         expert = layer.mlp if layer.mlp is not None else layer.moe.experts[0]
         x = x.to(expert.down_proj.weight.dtype)
         dim = x.shape[-1] if layer.mlp is not None else int(layer.moe.dim_inputs[0])
-        out = expert(x[..., :dim])
-        if out.shape[-1] != x.shape[-1]:  # stock scatters a narrower expert's output into zeros
-            out = torch.nn.functional.pad(out, (0, x.shape[-1] - out.shape[-1]))
-        return residual + out  # type: ignore[no-any-return]
+        return residual + FlowEngine._expert(expert, dim, x)  # the flow engine's expert call, as stock routes it
 
     def _attention(self, attn: Any, index: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any,
                    position: torch.Tensor) -> torch.Tensor:
