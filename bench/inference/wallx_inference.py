@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,7 @@ class Bench:
             try:
                 out.append(self._time_backend(name, graphs, compiled, cams, mode, n, stock))
             except Exception as err:  # one failing variant must not lose the configuration's other rows
+                traceback.print_exc()  # the row keeps the message; stderr keeps where it came from
                 out.append({"path": name, "cams": len(cams), "mode": mode, "error": f"{type(err).__name__}: {err}"})
         for r in out:
             print(json.dumps(r), flush=True)
@@ -372,7 +374,7 @@ class Bench:
             res["compiled_layers"] = backend._engine.compile_layers
             res["max_abs_action_diff_vs_stock"], res["prompt_tokens"] = self.action_diff(backend, pre, cams)
         if backend.engine == "fast_decode":
-            res["max_abs_action_diff_vs_stock"] = self.fast_mode_diff(backend, pre, cams)
+            res.update(self.fast_mode_diff(backend, pre, cams))
         if cuda:
             res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         if args.profile and mode == "diffusion" and backend.engine == "fast_flow":
@@ -396,17 +398,57 @@ class Bench:
             worst = max(worst, float((ref.float() - ours.float()).abs().max()))
         return worst, seq_len
 
-    def fast_mode_diff(self, backend: Any, pre: Any, cams: tuple[str, ...]) -> float:
-        """Largest |stock - wallx_ros| fast-mode chunk (normalised actions; greedy decoding: 0.0 on CPU)."""
-        worst = 0.0
-        for seed in range(self.args.check_seeds):
-            obs = self.observation(cams, 5000 + seed)
-            with self.lr_quiet():
-                ref = self.policy.predict_action_chunk(pre(self.stock_batch(obs)))
-                with backend._decoder.active():
-                    ours = self.policy.predict_action_chunk(pre(self.stock_batch(obs)))
-            worst = max(worst, float((ref.float() - ours.float()).abs().max()))
-        return worst
+    def fast_mode_diff(self, backend: Any, pre: Any, cams: tuple[str, ...]) -> dict[str, Any]:
+        """Stock vs wallx_ros fast-mode chunks for the same observations (greedy decoding: 0.0 on CPU).
+
+        On CUDA the two paths round differently (the prefill's vision tower, GEMM shapes), and greedy decoding
+        of a random-weight model meets near-ties: one flipped token changes the rest of the sequence and the
+        FAST-decoded actions with it. So besides the action difference this reports where the token sequences
+        first differ and, there, stock's gap between its best two tokens next to how far the two paths' logits
+        differ: a flip at a gap smaller than the rounding difference is rounding, not a decoding error."""
+        import torch
+
+        model = self.policy.model
+        original = type(model).generate.__get__(model)
+        records: list[tuple[Any, Any]] = []
+
+        def generate(*args: Any, **kwargs: Any) -> Any:  # keep (tokens, per-step logits); predict gets tokens
+            out = original(*args, **kwargs, output_logits=True, return_dict_in_generate=True)
+            records.append((out.sequences.clone(), torch.stack(out.logits, 1)[0].float()))
+            return out.sequences
+
+        worst, scale, seeds = 0.0, 0.0, []
+        model.generate = generate
+        try:
+            for seed in range(self.args.check_seeds):
+                obs = self.observation(cams, 5000 + seed)
+                with self.lr_quiet():
+                    ref = self.policy.predict_action_chunk(pre(self.stock_batch(obs)))
+                    self.policy.predict_action_chunk(pre(self.stock_batch(obs)))  # stock again: deterministic?
+                    with backend._decoder.active():
+                        ours = self.policy.predict_action_chunk(pre(self.stock_batch(obs)))
+                (seq_s, log_s), (seq_s2, _), (seq_o, log_o) = records[-3:]
+                worst = max(worst, float((ref.float() - ours.float()).abs().max()))
+                scale = max(scale, float(ref.float().abs().max()))
+                gen_s, gen_o = seq_s[0, -log_s.shape[0]:], seq_o[0, -log_o.shape[0]:]
+                differ = (gen_s != gen_o).nonzero()
+                first = int(differ[0]) if len(differ) else None
+                allowed = torch.isfinite(log_o[0])  # fast_decode gives suppressed tokens -inf
+                upto = log_s.shape[0] if first is None else first + 1  # same prefix: same inputs up to here
+                logit_diff = (log_s[:upto, allowed] - log_o[:upto, allowed]).abs().amax(dim=1)
+                row: dict[str, Any] = {
+                    "seed": seed, "tokens": int(gen_s.numel()), "tokens_equal": first is None,
+                    "first_differing_token": first, "stock_repeat_tokens_equal": bool(torch.equal(seq_s, seq_s2)),
+                    "max_logit_diff_step0": round(float(logit_diff[0]), 4),
+                    "max_logit_diff_up_to_first_difference": round(float(logit_diff.max()), 4)}
+                if first is not None:
+                    top2 = log_s[first, allowed].topk(2).values
+                    row["stock_top2_gap_at_first_difference"] = round(float(top2[0] - top2[1]), 4)
+                    row["logit_diff_at_first_difference"] = round(float(logit_diff[first]), 4)
+                seeds.append(row)
+        finally:
+            del model.generate
+        return {"max_abs_action_diff_vs_stock": worst, "stock_max_abs_action": scale, "token_agreement": seeds}
 
     def profile(self, backend: Any, cams: tuple[str, ...], chunks: int = 3) -> dict[str, Any]:
         """Where one chunk's time goes (torch.profiler): CPU-side input preparation vs GPU work, kernel count,
