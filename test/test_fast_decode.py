@@ -127,3 +127,43 @@ def test_only_end_of_sequence_allowed_is_still_a_clear_error(pair) -> None:
             fast.predict_chunk(observation(6))
     finally:
         model.generation_config.suppress_tokens = saved
+
+
+def test_fixed_length_kv_buffers_give_stocks_tokens(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA-graph decode step (``static_decode``: fixed-length key/value buffers, masked attention over
+    them), run eagerly here: stock's tokens, and logits equal to stock's up to the reduction order of the
+    longer attention sums. Short buffers (quantum 8) make the step outgrow them mid-generation and refill from
+    the transformers cache; each chunk's prefill refills them too (stale keys would change the tokens)."""
+    import torch
+
+    from wallx_ros.policy import static_decode
+    from wallx_ros.policy.fast_decode import FastDecoder
+
+    monkeypatch.setattr(static_decode, "_LENGTH_QUANTUM", 8)
+    load, _, _ = pair
+    fast = load("auto", fast_action_tokens_only=True, fast_min_new_tokens=24)
+    stock_long = load("stock", fast_action_tokens_only=True, fast_min_new_tokens=24)
+    decoder = fast._decoder = FastDecoder(fast._policy, static_cache=True)
+    fills: list[tuple[int, int]] = []  # (cached keys copied in, buffer length)
+    fill = static_decode.StaticDecodeStep.fill
+
+    def counting_fill(step: Any, cached_kv: Any, cached: int) -> None:
+        fills.append((cached, step.length))
+        fill(step, cached_kv, cached)
+
+    monkeypatch.setattr(static_decode.StaticDecodeStep, "fill", counting_fill)
+    for seed in (3, 4):
+        stock_records, fast_records = _record_generation(stock_long), _record_generation(fast)
+        expected = stock_long.predict_chunk(observation(seed)).actions
+        got = fast.predict_chunk(observation(seed)).actions
+        (seq_s, logits_s), (seq_f, logits_f) = stock_records[-1], fast_records[-1]
+        assert logits_s.shape[0] >= 24
+        assert torch.equal(seq_f, seq_s)
+        allowed = torch.isfinite(logits_f[0])
+        torch.testing.assert_close(logits_f[:, allowed], logits_s[:, allowed], rtol=0, atol=1e-3)
+        np.testing.assert_array_equal(got, expected)
+    prompt = fills[0][0]
+    # chunk 1: filled after the prefill, then again each time the buffers were outgrown (every 8-16 tokens)
+    assert len(fills) >= 2 * 3 and all(cached < length for cached, length in fills)
+    assert [cached for cached, _ in fills].count(prompt) == 2  # and once more after chunk 2's prefill
+    assert decoder.decode_steps == 2 * (logits_s.shape[0] - 1)

@@ -298,7 +298,7 @@ class Bench:
         args, dev = self.args, self.device
         cuda = dev.startswith("cuda")
         variants = [("wallx_ros", True, False)]
-        if cuda and mode == "diffusion":
+        if cuda:
             variants.append(("wallx_ros_no_cuda_graphs", False, False))
         if args.compile and mode == "diffusion":
             variants.append(("wallx_ros_compiled", True, True))
@@ -374,6 +374,7 @@ class Bench:
             res["compiled_layers"] = backend._engine.compile_layers
             res["max_abs_action_diff_vs_stock"], res["prompt_tokens"] = self.action_diff(backend, pre, cams)
         if backend.engine == "fast_decode":
+            res["cuda_graphs"] = backend._decoder.cuda_graphs  # false once a capture failed (logged)
             res.update(self.fast_mode_diff(backend, pre, cams))
         if cuda:
             res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)

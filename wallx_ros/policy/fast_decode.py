@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -51,6 +51,7 @@ from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.flow_engine import FlowEngine
 from wallx_ros.policy.flow_inputs import mrope_tables
+from wallx_ros.policy.static_decode import StaticDecodeStep
 from wallx_ros.policy.vision_tower import VisionTowerRunner
 
 __all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason",
@@ -101,13 +102,15 @@ def select_fast_decoder(config: BackendConfig, policy: Any, mode: str) -> FastDe
     if reason:
         _LOG.info("fast mode runs LeRobot's stock generation step by step: %s", reason)
         return None
-    return FastDecoder(policy)
+    return FastDecoder(policy, cuda_graphs=config.cuda_graphs)
 
 
 class FastDecoder:
     """Runs the decode steps of a loaded WallX policy's fast-mode generation (batch size 1)."""
 
-    def __init__(self, policy: Any) -> None:
+    def __init__(self, policy: Any, cuda_graphs: bool = False, static_cache: bool | None = None) -> None:
+        """``cuda_graphs``: on CUDA, run decode steps over fixed-length KV buffers as one replayed CUDA graph
+        (``static_decode``); ``static_cache`` forces those buffers on or off (the CPU tests run them eagerly)."""
         reason = fast_decode_unsupported_reason(policy)
         if reason:
             raise ValueError(f"fast_decode cannot run this policy: {reason}")
@@ -129,6 +132,10 @@ class FastDecoder:
         self._allowed_key: tuple[int, int] | None = None
         self._allowed_weight: torch.Tensor | None = None
         self._in_stock_step = False
+        on_cuda = model.lm_head.weight.is_cuda
+        self.cuda_graphs = cuda_graphs and on_cuda
+        self._use_static = self.cuda_graphs if static_cache is None else static_cache
+        self._static: StaticDecodeStep | None = None
         # the prefill's vision tower without host syncs (eager: stock's math; flow_engine's runner)
         self.vision = VisionTowerRunner(model.visual, "sdpa" if model.visual.patch_embed.proj.weight.is_cuda
                                         else "eager")
@@ -148,6 +155,8 @@ class FastDecoder:
         def forward(mode: str | None = None, predict_mode: str | None = "text", **kwargs: Any) -> Any:
             if mode is None and self._covers(kwargs):
                 return self._decode_step(kwargs)
+            if self._static is not None:  # this forward changes the cache: refill the buffers from it
+                self._static.filled = None
             if mode is None:
                 self.stock_steps += 1
                 return self._stock_step(original, kwargs)
@@ -189,8 +198,7 @@ class FastDecoder:
         rows = torch.nn.functional.linear(h, self._allowed_weight, lm_head.bias[self._allowed]
                                           if lm_head.bias is not None else None)
         logits = h.new_full((*h.shape[:-1], self._vocab), float("-inf"))
-        logits[..., self._allowed] = rows
-        return logits
+        return logits.index_copy_(-1, self._allowed, rows)  # index_copy_: no host sync, CUDA-graph safe
 
     def _stock_step(self, original: Any, kwargs: dict[str, Any]) -> Any:
         """Stock's forward (the prefill, or a step this engine does not cover) with the vocabulary projection
@@ -236,26 +244,54 @@ class FastDecoder:
 
     # -- the step --------------------------------------------------------------------------------------------
     def _decode_step(self, kw: dict[str, Any]) -> Any:
-        model, lm = self._model, self._lm
+        model = self._model
         ids, cache, position = kw["input_ids"], kw["past_key_values"], kw["cache_position"]
-        h = lm.embed_tokens(ids)
         # stock: positions continue from the prompt's rope deltas, the same on all three mrope axes
-        delta = (position[0] + model.rope_deltas).to(h.device)
-        position_ids = (torch.arange(1, device=h.device).view(1, -1) + delta).unsqueeze(0).expand(3, -1, -1)
+        delta = (position[0] + model.rope_deltas).to(ids.device)
+        position_ids = (torch.arange(1, device=ids.device).view(1, -1) + delta).unsqueeze(0).expand(3, -1, -1)
+        if self._use_static:
+            logits = self._static_step(ids, cache, position, position_ids)
+        else:
+            def attend(index: int, attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+                return self._cached_attention(cache, position, index, attn, q, k, v)
+
+            logits = self._forward(ids, position_ids, attend)
+        self.decode_steps += 1
+        return lerobot_compat.fast_decode_output(logits=logits, past_key_values=cache, rope_deltas=model.rope_deltas)
+
+    def _forward(self, ids: torch.Tensor, position_ids: torch.Tensor,
+                 attend: Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Logits of one new token; ``attend(layer index, attn, q, k, v)`` is the attention over the cache."""
+        lm = self._lm
+        h = lm.embed_tokens(ids)
         cos, sin = lm.rotary_emb(h, position_ids)
         cos, sin = mrope_tables(cos, self._mrope), mrope_tables(sin, self._mrope)
         for index, layer in enumerate(lm.layers):
-            h = self._layer(layer, index, h, cos, sin, cache, position)
-        h = lm.norm(h).to(model.lm_head.weight.dtype)
-        self.decode_steps += 1
-        return lerobot_compat.fast_decode_output(logits=self._logits(h), past_key_values=cache,
-                                                 rope_deltas=model.rope_deltas)
+            h = self._layer(layer, index, h, cos, sin, attend)
+        return self._logits(lm.norm(h).to(self._head.weight.dtype))
 
-    def _layer(self, layer: Any, index: int, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any,
-               position: torch.Tensor) -> torch.Tensor:
+    def _static_step(self, ids: torch.Tensor, cache: Any, position: torch.Tensor,
+                     position_ids: torch.Tensor) -> torch.Tensor:
+        """The step over fixed-length buffers (one CUDA graph on CUDA); the cache gets the new key/value too."""
+        cached = int(cache.get_seq_length())
+        step = self._static
+        if step is None or step.allowed_key != self._allowed_key or cached + 1 > step.length:
+            weight = self._lm.layers[0].self_attn.k_proj.weight
+            step = self._static = StaticDecodeStep(self._lm, StaticDecodeStep.length_for(cached), weight.device,
+                                                   weight.dtype, self._forward, self._allowed_key, self.cuda_graphs)
+        if step.filled != cached:
+            step.fill(lambda index: lerobot_compat.cached_layer_kv(cache, index), cached)
+        logits = step.run(ids, position, position_ids)
+        self.cuda_graphs = step.use_graph  # false once a capture failed
+        for index in range(len(step.new_keys)):
+            cache.update(step.new_keys[index], step.new_values[index], index, {"cache_position": position})
+        return logits
+
+    def _layer(self, layer: Any, index: int, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               attend: Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         residual = h
         x = layer.input_layernorm(h.to(layer.input_layernorm.weight.dtype)).to(layer.self_attn.q_proj.weight.dtype)
-        h = residual + self._attention(layer.self_attn, index, x, cos, sin, cache, position)
+        h = residual + self._attention(layer.self_attn, index, x, cos, sin, attend)
         residual = h
         x = layer.post_attention_layernorm(h.to(layer.post_attention_layernorm.weight.dtype))
         expert = layer.mlp if layer.mlp is not None else layer.moe.experts[0]
@@ -263,9 +299,10 @@ class FastDecoder:
         dim = x.shape[-1] if layer.mlp is not None else int(layer.moe.dim_inputs[0])
         return residual + FlowEngine._expert(expert, dim, x)  # the flow engine's expert call, as stock routes it
 
-    def _attention(self, attn: Any, index: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any,
-                   position: torch.Tensor) -> torch.Tensor:
-        """Stock's eager attention for one new token, op for op (its causal mask row is all zeros)."""
+    def _attention(self, attn: Any, index: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   attend: Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+                   ) -> torch.Tensor:
+        """Stock's attention block for one new token: projections, multimodal rope, ``attend``, o_proj."""
         bsz, q_len, _ = x.shape
         head_dim = int(attn.head_dim)
         q = attn.q_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
@@ -274,13 +311,18 @@ class FastDecoder:
         rotate_half = self._internals.rotate_half
         q = (q * cos) + (rotate_half(q) * sin)
         k = (k * cos) + (rotate_half(k) * sin)
-        k, v = cache.update(k, v, index, {"sin": sin, "cos": cos, "cache_position": position})
+        out = attend(index, attn, q, k, v).transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
+        return attn.o_proj(out)  # type: ignore[no-any-return]
+
+    def _cached_attention(self, cache: Any, position: torch.Tensor, index: int, attn: Any, q: torch.Tensor,
+                          k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Stock's eager attention for one new token over the transformers cache, op for op (its causal mask
+        row is all zeros, so it adds nothing)."""
+        k, v = cache.update(k, v, index, {"cache_position": position})
         groups = int(attn.num_key_value_groups)
         k = self._internals.repeat_kv(k, groups)
         v = self._internals.repeat_kv(v, groups)
-        out = self._internals.eager_attention(q, k, v, attn, head_dim)  # the row of zeros mask adds nothing
-        out = out.transpose(1, 2).contiguous().reshape(bsz, q_len, -1)
-        return attn.o_proj(out)  # type: ignore[no-any-return]
+        return self._internals.eager_attention(q, k, v, attn, int(attn.head_dim))  # type: ignore[no-any-return]
 
 
 class _LastPositionHead(torch.nn.Module):

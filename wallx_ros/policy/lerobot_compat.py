@@ -351,6 +351,15 @@ def fast_decode_output(logits: Any, past_key_values: Any, rope_deltas: Any) -> A
     return Qwen2_5_VLACausalLMOutputWithPast(logits=logits, past_key_values=past_key_values, rope_deltas=rope_deltas)
 
 
+def cached_layer_kv(cache: Any, index: int) -> tuple[Any, Any]:
+    """(keys, values) a transformers ``DynamicCache`` holds for layer ``index`` (transformers 5: per-layer
+    objects; 4.x: per-kind lists)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        return layers[index].keys, layers[index].values
+    return cache.key_cache[index], cache.value_cache[index]
+
+
 # -- the fast flow engine (wallx_ros.policy.flow_engine) --------------------------------------------------
 @dataclass(frozen=True)
 class WallXInternals:
