@@ -54,7 +54,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("num_threads", 0, "torch CPU threads, 0 = torch default"),
     ParamSpec("engine", "auto", "flow-mode engine: auto, stock (LeRobot's predict_action_chunk) or fast_flow"),
     ParamSpec("flow_attention", "auto", "fast_flow attention: auto (sdpa on CUDA, eager on CPU), eager or sdpa"),
-    ParamSpec("cuda_graphs", True, "fast_flow on CUDA: capture the flow once per prompt shape and replay it"),
+    ParamSpec("cuda_graphs", True, "on CUDA: replay fast_flow's flow / fast_decode's decode step as CUDA graphs"),
     ParamSpec("flow_compile", False, "fast_flow: torch.compile a decoder layer + vision block (fused kernels)"),
     ParamSpec("warmup", True, "run one inference at configure so the first real one is not slow"),
     ParamSpec("autostart", True, "configure and activate at start-up (false: wait for a lifecycle manager)"),

@@ -41,7 +41,8 @@ class BackendConfig:
         untouched; ``fast_flow``: flow mode must run fast_flow (error if it cannot); in fast mode as ``auto``.
     flow_attention: fast_flow's attention kernel: "eager" (stock's math, bit-identical actions on CPU),
         "sdpa" (fused kernels, same attention pattern, bf16-rounding differences), "auto" = sdpa on CUDA.
-    cuda_graphs: fast_flow on CUDA: capture the whole flow once per prompt shape and replay it.
+    cuda_graphs: on CUDA: fast_flow captures the whole flow once per prompt shape and replays it;
+        fast_decode captures its single-token decode step once and replays it per token.
     flow_compile: fast_flow: torch.compile one decoder layer and one vision block (fewer, fused kernels;
         compiles at warm-up; bf16 rounding differs from stock's).
     """

@@ -33,6 +33,9 @@ More of stock's fast-mode costs go with it, all to the same tokens:
   every token and deep-copying it with the generation config on every chunk. Suppressed tokens get -inf
   either way, so the greedy choice is the same.
 
+On CUDA (``cuda_graphs``) the decode step runs over fixed-length key/value buffers and is replayed as one
+CUDA graph per token (``static_decode``); the transformers cache still gets every key/value.
+
 It is installed only while a prediction runs (``active``): the model's ``forward`` is wrapped on the
 instance, ``model.visual`` stood in for, the generation config's ``suppress_tokens`` lifted, and all three
 restored afterwards.
