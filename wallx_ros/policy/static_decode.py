@@ -58,6 +58,8 @@ class StaticDecodeStep:
         self.position = torch.zeros((1,), device=device, dtype=torch.int64)  # cache index of the new token
         self.position_ids = torch.zeros((3, 1, 1), device=device, dtype=torch.int64)  # its rope positions
         self._key_index = torch.arange(length, device=device)
+        self._mask: torch.Tensor | None = None  # per step: 0 up to the new token's position, dtype min after
+        self._internals = lerobot_compat.wallx_internals()
         self._forward = forward
         self.filled: int | None = None  # positions of the buffers that hold the transformers cache's keys
         self.use_graph = use_graph and device.type == "cuda"
@@ -80,13 +82,14 @@ class StaticDecodeStep:
         self.new_values[index].copy_(v)
         heads, head_dim = q.shape[1], q.shape[-1]
         kv_heads = keys.shape[1]
-        masked = torch.where(self._key_index <= self.position, 0.0, torch.finfo(q.dtype).min).to(q.dtype)
         folded = q.reshape(1, kv_heads, heads // kv_heads, head_dim)
-        out = lerobot_compat.wallx_internals().eager_attention(folded, keys, values, attn, head_dim,
-                                                               masked.view(1, 1, 1, -1))
+        out = self._internals.eager_attention(folded, keys, values, attn, head_dim, self._mask)
         return out.reshape(1, heads, 1, head_dim)  # type: ignore[no-any-return]
 
     def _body(self) -> None:
+        dtype = self.keys[0].dtype
+        visible = self._key_index <= self.position
+        self._mask = torch.where(visible, 0.0, torch.finfo(dtype).min).to(dtype).view(1, 1, 1, -1)  # all layers
         self.logits = self._forward(self.ids, self.position_ids, self._attend)
 
     # -- per token ------------------------------------------------------------------------------------------
