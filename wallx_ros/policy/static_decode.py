@@ -38,8 +38,8 @@ _LENGTH_QUANTUM = 128  # buffer lengths are multiples of this, with at least thi
 class StaticDecodeStep:
     """One single-token decode step of a WallX model over fixed-length key/value buffers.
 
-    ``embed_and_layers(ids, position_ids, attend)`` is the decoder's forward up to the final hidden state,
-    with attention delegated to ``attend(layer_index, attn, q, k, v)``; ``project(h)`` gives the logits."""
+    ``forward(ids, position_ids, attend)`` is ``FastDecoder``'s step from token to logits, with attention
+    delegated to ``attend(layer_index, attn, q, k, v)``; this class supplies ``attend`` over its buffers."""
 
     def __init__(self, lm: Any, length: int, device: torch.device, dtype: torch.dtype,
                  forward: Callable[[torch.Tensor, torch.Tensor, Callable[..., torch.Tensor]], torch.Tensor],
