@@ -105,6 +105,21 @@ def test_incremental_pop_waits_for_every_stream_and_watermark_unblocks_a_stalled
     assert [f.values["cam"] for f in aligner.pop_ready(watermark_ns=300 * MS)] == ["c1"]
 
 
+def test_undecided_counts_the_frames_not_yet_out_up_to_a_stamp() -> None:
+    aligner: FrameAligner[str] = FrameAligner(AlignmentConfig.uniform(30.0, ["cam", "joints"], max_age_s=0.1))
+    assert aligner.undecided(10**9) == 0  # no grid yet
+    aligner.push("cam", 0, "c0")
+    aligner.push("joints", 0, "j0")
+    # the 30 fps grid from 0: frames at 0, 33.3.., 66.6.., 100 ms; 100 ms itself is on the grid
+    assert aligner.undecided(100 * MS) == 4 and aligner.undecided(100 * MS - 1) == 3
+    assert aligner.undecided(-1) == 0
+    assert len(aligner.pop_ready()) == 1
+    assert aligner.undecided(100 * MS) == 3
+    aligner.push("cam", 70 * MS, "c1")
+    aligner.push("joints", 70 * MS, "j1")
+    assert len(aligner.pop_ready()) == 2 and aligner.undecided(100 * MS) == 1 and aligner.undecided(0) == 0
+
+
 def test_watermark_prunes_while_a_stream_has_not_started() -> None:
     aligner: FrameAligner[int] = FrameAligner(AlignmentConfig.uniform(30.0, ["cam", "joints"], max_age_s=0.1))
     for k in range(1000):

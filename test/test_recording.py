@@ -91,3 +91,28 @@ def test_a_camera_that_changed_resolution_is_refused_at_start(tmp_path: Path) ->
         assert not ok and "(16, 24)" in msg and "(8, 12)" in msg, msg
     finally:
         rec.close(False, 0)
+
+
+def test_input_ended_keeps_only_the_frames_every_stream_reached(tmp_path: Path) -> None:
+    """At SIGINT the node stops receiving: the joint states still in flight never arrive. Closing with the
+    watermark ``now`` would pair the last state that came with newer images; ``input_ended`` keeps only the
+    frames every stream reached, and says how many it left out."""
+    rec = _recorder(tmp_path / "ds")
+    try:
+        rec.push_image("face_view", 0, np.zeros((8, 12, 3), np.uint8))
+        assert rec.start("t", 0)[0]
+        for k in range(40):  # every 50 ms; the state's last 10 samples are still in flight at the signal
+            stamp = 10 * MS + k * 50 * MS
+            rec.push_image("face_view", stamp, np.full((8, 12, 3), k, np.uint8))
+            if k < 30:
+                rec.push_state(stamp, np.array([k, 0.5], np.float32))
+            rec.push_action(stamp, np.array([-k, 1.5], np.float32))
+        message = rec.close(True, 10 * MS + 39 * 50 * MS, input_ended=True)
+        # frames every 100 ms from 10 ms; the state reached k = 29 (1460 ms): frames 0..14 are complete, and
+        # 15..19 (1510..1910 ms) are left out
+        assert "episode 0 saved: 15 frames" in message and "5 frames after the slowest stream" in message, message
+    finally:
+        rec.close(False, 0)
+    data = lerobot_compat.load_dataset("local/rec", tmp_path / "ds").hf_dataset.with_format("numpy")[:]
+    np.testing.assert_array_equal(data["observation.state"][:, 0], np.arange(0, 30, 2))
+    np.testing.assert_array_equal(data["action"][:, 0], -np.arange(0, 30, 2))

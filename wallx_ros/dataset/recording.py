@@ -220,16 +220,26 @@ class Recorder:
                         "check the camera topics")
             time.sleep(0.05)
 
-    def stop(self, save: bool, now_ns: int) -> tuple[bool, str]:
-        """Close the episode: frames up to ``now_ns`` are kept; save (encode + commit) or discard."""
+    def stop(self, save: bool, now_ns: int, input_ended: bool = False) -> tuple[bool, str]:
+        """Close the episode: frames up to ``now_ns`` are kept; save (encode + commit) or discard.
+
+        ``input_ended``: no sample will arrive any more (the node stopped spinning at SIGINT). Waiting for
+        late samples is then pointless and the watermark ``now_ns`` would be a false promise: a stream whose
+        newest samples were still in flight would lend its older sample to frames whose other streams are
+        newer (a 200 ms old state beside a fresh image). Only frames every stream has reached are kept.
+        """
         with self._lock:
             if self._state != "recording":
                 return False, f"no episode is being recorded (state {self._state})"
             self._state = "saving"
-        time.sleep(self.config.watermark_delay_s)  # let samples stamped before now_ns arrive
+        if not input_ended:
+            time.sleep(self.config.watermark_delay_s)  # let samples stamped before now_ns arrive
+        left_out = 0
         with self._lock:
             assert self._aligner is not None
-            self._enqueue(self._aligner.pop_ready(now_ns))
+            self._enqueue(self._aligner.pop_ready(None if input_ended else now_ns))
+            if input_ended:
+                left_out = self._aligner.undecided(now_ns)
             self._last_alignment = self._aligner.stats
             self._aligner = None
             index = self._episode_index
@@ -255,6 +265,9 @@ class Recorder:
             msg = (f"episode {result.index} saved: {result.frames} frames ({result.duration_s:.1f} s), "
                    f"{dropped} dropped by alignment, {overruns} by writer overrun; encode {result.encode_s:.2f} s, "
                    f"commit {result.commit_s:.2f} s; dataset has {episodes} episodes [alignment: {detail}]")
+            if left_out:
+                msg += (f"; {left_out} frames after the slowest stream's last sample left out "
+                        "(input ended before they were complete)")
         else:
             msg = f"episode {index} discarded ({result} frames)"
         self._log(msg)
@@ -274,13 +287,14 @@ class Recorder:
                 queued=self._queued_frames, last_error=self._last_error, last_saved=self._last_saved,
                 alignment=stats, samples=dict(self._samples))
 
-    def close(self, save_open_episode: bool, now_ns: int) -> str:
-        """Save or discard an open episode, then finalize and release the dataset. Idempotent."""
+    def close(self, save_open_episode: bool, now_ns: int, input_ended: bool = False) -> str:
+        """Save or discard an open episode, then finalize and release the dataset. Idempotent.
+        ``input_ended``: as in :meth:`stop` (a node closing after its executor stopped passes True)."""
         message = ""
         with self._lock:
             recording = self._state == "recording"
         if recording:
-            _, message = self.stop(save_open_episode, now_ns)
+            _, message = self.stop(save_open_episode, now_ns, input_ended)
         if self._thread.is_alive():
             with contextlib.suppress(DatasetError):
                 self._call("close", None)

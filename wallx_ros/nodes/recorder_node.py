@@ -314,7 +314,8 @@ class RecorderNode(Node):
         self._closing.set()
         if self._autostart_thread is not None:
             self._autostart_thread.join(timeout=30)  # a start in progress opens its episode first, then it is closed
-        message = self.recorder.close(self._on_shutdown == "save", self._now_ns())
+        # on_exit runs after spinning ended: no sample arrives any more, so keep only complete frames
+        message = self.recorder.close(self._on_shutdown == "save", self._now_ns(), input_ended=True)
         if message:
             self.get_logger().info(f"shutdown: {message}")
 
