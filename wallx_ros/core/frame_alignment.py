@@ -275,14 +275,12 @@ class FrameAligner(Generic[T]):
 
     def undecided(self, end_ns: int) -> int:
         """Number of frames with stamp ``<= end_ns`` not yet emitted or dropped (e.g. left when input ends)."""
-        if self._t0 is None or end_ns < self._t0:
+        if self._t0 is None:
             return 0
-        last = math.floor((end_ns - self._t0) * self.config.fps / _NS)
-        while self.config.frame_time_ns(self._t0, last) > end_ns:  # float rounding of the grid
-            last -= 1
-        while self.config.frame_time_ns(self._t0, last + 1) <= end_ns:
-            last += 1
-        return max(0, last + 1 - self._next)
+        count = 0
+        while self.config.frame_time_ns(self._t0, self._next + count) <= end_ns:
+            count += 1
+        return count
 
     def _is_final(self, t_ns: int, watermark_ns: int | None) -> bool:
         nearest = self.config.rule == "nearest"
