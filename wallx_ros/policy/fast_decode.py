@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -54,7 +54,7 @@ from wallx_ros.policy import lerobot_compat
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.flow_engine import FlowEngine
 from wallx_ros.policy.flow_inputs import mrope_tables
-from wallx_ros.policy.static_decode import StaticDecodeStep
+from wallx_ros.policy.static_decode import Attend, StaticDecodeStep
 from wallx_ros.policy.vision_tower import VisionTowerRunner
 
 __all__ = ["FAST_DECODE_VALIDATED_LINES", "FastDecoder", "fast_decode_line_reason", "fast_decode_unsupported_reason",
@@ -262,8 +262,7 @@ class FastDecoder:
         self.decode_steps += 1
         return lerobot_compat.fast_decode_output(logits=logits, past_key_values=cache, rope_deltas=model.rope_deltas)
 
-    def _forward(self, ids: torch.Tensor, position_ids: torch.Tensor,
-                 attend: Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, position_ids: torch.Tensor, attend: Attend) -> torch.Tensor:
         """Logits of one new token; ``attend(layer index, attn, q, k, v)`` is the attention over the cache."""
         lm = self._lm
         h = lm.embed_tokens(ids)
@@ -291,7 +290,7 @@ class FastDecoder:
         return logits
 
     def _layer(self, layer: Any, index: int, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               attend: Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+               attend: Attend) -> torch.Tensor:
         residual = h
         x = layer.input_layernorm(h.to(layer.input_layernorm.weight.dtype)).to(layer.self_attn.q_proj.weight.dtype)
         h = residual + self._attention(layer.self_attn, index, x, cos, sin, attend)
@@ -303,8 +302,7 @@ class FastDecoder:
         return residual + FlowEngine._expert(expert, dim, x)  # the flow engine's expert call, as stock routes it
 
     def _attention(self, attn: Any, index: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                   attend: Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-                   ) -> torch.Tensor:
+                   attend: Attend) -> torch.Tensor:
         """Stock's attention block for one new token: projections, multimodal rope, ``attend``, o_proj."""
         bsz, q_len, _ = x.shape
         head_dim = int(attn.head_dim)

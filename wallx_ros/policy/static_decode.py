@@ -28,9 +28,12 @@ import torch
 
 from wallx_ros.policy import lerobot_compat
 
-__all__ = ["StaticDecodeStep"]
+__all__ = ["Attend", "StaticDecodeStep"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
+
+# attention of one new token in one layer: (layer index, attention module, q, k, v) -> attention output
+Attend = Callable[[int, Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 _LENGTH_QUANTUM = 128  # buffer lengths are multiples of this, with at least this much room for new tokens
 
@@ -42,7 +45,7 @@ class StaticDecodeStep:
     delegated to ``attend(layer_index, attn, q, k, v)``; this class supplies ``attend`` over its buffers."""
 
     def __init__(self, lm: Any, length: int, device: torch.device, dtype: torch.dtype,
-                 forward: Callable[[torch.Tensor, torch.Tensor, Callable[..., torch.Tensor]], torch.Tensor],
+                 forward: Callable[[torch.Tensor, torch.Tensor, Attend], torch.Tensor],
                  allowed_key: tuple[int, int] | None, use_graph: bool) -> None:
         layers = lm.layers
         attn = layers[0].self_attn
