@@ -31,6 +31,10 @@ EXECUTABLES = {
     "wallx-ros-plot-run": "wallx_ros.cli.plot_run:main",
     "wallx-ros-bag2dataset": "wallx_ros.cli.bag2dataset:main",
     "wallx-ros-dataset2bag": "wallx_ros.cli.dataset2bag:main",
+    "wallx-ros-ctl": "wallx_ros.cli.ctl:main",
+    "expert_node": "wallx_ros.nodes.expert_node:main",
+    "evaluator_node": "wallx_ros.nodes.evaluator_node:main",
+    "wallx-ros-learn-demo": "wallx_ros.cli.learn_demo:main",
 }
 
 

@@ -1,6 +1,7 @@
 """Policy node latency benchmark: what the node adds to the model, and control-stream jitter.
 
     python bench/policy_latency.py [--checkpoint DIR] [--chunks 40] [--seconds 60] [--out bench/results]
+                                   [--label NAME] [--lockstep-only] [--camera-publish message|serialized]
 
 Two runs of the real node (subprocess, real DDS on loopback, tiny WallX checkpoint on CPU, 1 torch thread),
 fed 3 cameras of 640x480 rgb8 + joint states:
@@ -16,7 +17,13 @@ fed 3 cameras of 640x480 rgb8 + joint states:
    the worker became free: up to one camera period, a property of latest-observation-wins, not of the node).
 
 Targets (issue 3): overhead p50 < 3 ms, p99 < 10 ms; jitter p99 < 2 ms. Results go to
-bench/results/policy_latency_<date>.{json,md} with the machine's CPU, cores and load.
+bench/results/policy_latency_<date>[_<label>].{json,md} with the machine's CPU, cores, load and versions.
+
+``--camera-publish serialized`` publishes each camera frame as pre-serialized bytes (only the stamp rewritten),
+as a C++ camera driver would; the default builds a Python ``Image`` per frame, whose construction and
+serialisation (~1 ms per 640x480 frame) then count in the node's overhead. To compare two versions of the
+node in one session, run this script from each checkout (``cd CHECKOUT && PYTHONPATH=. python
+bench/policy_latency.py --label NAME``): the node runs from the checkout the script is in.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import datetime as dt
 import json
 import os
 import platform
+import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +45,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test"))
+sys.path[:0] = [str(REPO), str(REPO / "test")]  # this checkout's wallx_ros and test harness
 from ros_harness import NodeProcess, RosTestNode, configure_ros_environment, wait_until  # noqa: E402
 
 configure_ros_environment()
@@ -54,10 +63,33 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    import cv2
     import torch
 
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or "not a git checkout"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    from wallx_ros.lerobot import versions
+
     return {"cpu": cpu, "cores": os.cpu_count(), "loadavg_start": os.getloadavg(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "date": dt.datetime.now().isoformat()}
+            "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
+            "lerobot": ".".join(map(str, versions.lerobot_version())), "ros_distro": os.environ.get(
+                "ROS_DISTRO") or _ros_distro(), "node_code": str(REPO), "git_commit": commit,
+            "platform": platform.platform(), "date": dt.datetime.now().isoformat()}
+
+
+def _ros_distro() -> str:
+    from importlib import metadata
+
+    for distro in ("kilted", "jazzy", "humble", "rolling"):
+        try:
+            metadata.version(f"ros-{distro}-rclpy")
+            return distro
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,13 +104,17 @@ def summary(values: list[float]) -> dict[str, float]:
 class Inputs:
     """3 cameras (640x480 rgb8) and joint states; publish one stamped set, or free-run at 30/100 Hz."""
 
-    def __init__(self, ros: RosTestNode, joints: tuple[str, ...]) -> None:
+    def __init__(self, ros: RosTestNode, joints: tuple[str, ...], camera_publish: str = "message") -> None:
         from rclpy.qos import qos_profile_sensor_data
+        from rclpy.serialization import serialize_message
         from sensor_msgs.msg import Image, JointState
 
         self.ros, self.joints = ros, joints
         rng = np.random.default_rng(0)
         self.frames = {cam: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8).tobytes() for cam in CAMERAS}
+        self.serialized = {cam: serialize_message(Image(height=480, width=640, encoding="rgb8", step=640 * 3,
+                                                        data=self.frames[cam])) for cam in CAMERAS} \
+            if camera_publish == "serialized" else None
         self.cam_pubs = {cam: ros.publisher(Image, f"/{cam}/image_raw", qos_profile_sensor_data) for cam in CAMERAS}
         self.joint_pub = ros.publisher(JointState, "/joint_states", 10)
         self._Image, self._JointState = Image, JointState
@@ -94,6 +130,12 @@ class Inputs:
         return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
     def publish_cameras(self, ns: int) -> None:
+        if self.serialized is not None:  # CDR: 4-byte encapsulation, then stamp sec (int32), nanosec (uint32)
+            stamp = struct.pack("<iI", ns // 1_000_000_000, ns % 1_000_000_000)
+            for cam, pub in self.cam_pubs.items():
+                buf = self.serialized[cam]
+                pub.publish(buf[:4] + stamp + buf[12:])
+            return
         for cam, pub in self.cam_pubs.items():
             msg = self._Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=self.frames[cam])
             msg.header.stamp = self._stamp(ns)
@@ -141,7 +183,7 @@ def status_values(msg: Any) -> dict[str, str]:
 
 
 def run_lockstep(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], chunks: int, log_dir: Path,
-                 nice: int = 0) -> dict:
+                 nice: int = 0, camera_publish: str = "message") -> dict:
     from diagnostic_msgs.msg import DiagnosticStatus
     from trajectory_msgs.msg import JointTrajectory
 
@@ -165,7 +207,7 @@ def run_lockstep(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], ch
               "ghost_rate_hz": 0.0, "max_age_s": 60.0}  # lock-step: inputs are not refreshed while the model runs
     proc = NodeProcess("wallx_ros.nodes.policy_node", "wallx_policy", params, log_dir)
     renice(proc.proc.pid, nice)
-    inputs = Inputs(ros, joints)
+    inputs = Inputs(ros, joints, camera_publish)
     rows = []
     try:
         inputs.wait_connected()
@@ -199,8 +241,11 @@ def run_lockstep(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], ch
             time.sleep(0.05)
     finally:
         proc.stop()
+    path = next((line.split("images via ", 1)[1].split(")", 1)[0] for line in proc.output().splitlines()
+                 if "images via " in line), "unknown")
     keys = rows[0].keys() if rows else []
-    return {"chunks": len(rows), **{k: summary([r[k] for r in rows]) for k in keys}}
+    return {"chunks": len(rows), "camera_publish": camera_publish, "image_path": path,
+            **{k: summary([r[k] for r in rows]) for k in keys}}
 
 
 def run_freerun(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], seconds: float, log_dir: Path,
@@ -264,16 +309,19 @@ def run_freerun(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], sec
 
 
 def to_markdown(result: dict) -> str:
-    m, lock, free = result["machine"], result["lockstep"], result["freerun"]
+    m, lock, free = result["machine"], result["lockstep"], result.get("freerun")
 
     def row(name: str, s: dict, target: str = "") -> str:
         return f"| {name} | {s['n']} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | {s['max']:.2f} | {target} |"
 
     lines = [
-        f"# Policy node latency ({m['date'][:16]})", "",
+        f"# Policy node latency ({m['date'][:16]}{', ' + result['label'] if result.get('label') else ''})", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, load average {m['loadavg_start'][0]:.1f} at start / "
         f"{m['loadavg_end'][0]:.1f} at end (shared machine; other jobs were running), Python {m['python']}, "
-        f"torch {m['torch']}. Tiny WallX checkpoint on CPU, 1 torch thread; 3 x 640x480 rgb8 cameras.", "",
+        f"torch {m['torch']}, numpy {m.get('numpy', '?')}, OpenCV {m.get('opencv', '?')}, LeRobot "
+        f"{m.get('lerobot', '?')}, ROS {m.get('ros_distro', '?')}; node code {m.get('node_code', '?')} "
+        f"({m.get('git_commit', '?')}). Tiny WallX checkpoint on CPU, 1 torch thread; 3 x 640x480 rgb8 cameras "
+        f"published as {lock.get('camera_publish', 'message')}s, node images via {lock.get('image_path', '?')}.", "",
         "| measure (ms) | n | p50 | p90 | p99 | max | target |", "|---|---|---|---|---|---|---|",
         row("overhead, lock-step, bench clock (received - camera stamp - model)", lock["bench_overhead_ms"],
             "p50 < 3, p99 < 10"),
@@ -284,6 +332,10 @@ def to_markdown(result: dict) -> str:
         row("  of which worker -> executor hand-off", lock["handoff_ms"]),
         row("  of which message build + publish", lock["publish_ms"]),
         row("model time (predict_chunk)", lock["model_ms"]),
+    ]
+    if free is None:
+        return "\n".join(lines) + f"\n\nLock-step only (no free-running run); niceness {result['nice']}.\n"
+    lines += [
         row("jitter at 100 Hz while the model runs, node publish stamps", free["jitter_publish_ms"], "p99 < 2"),
         row("jitter at 100 Hz, bench receive times (adds DDS + bench scheduling)", free["jitter_receive_ms"]),
         row("free-running overhead (30 Hz cameras)", free["overhead_ms"]),
@@ -305,6 +357,10 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness for the node and the bench (e.g. -10: their CPU share on a busy machine)")
     parser.add_argument("--stream-priority", type=int, default=0, help="the node's stream_priority (SCHED_FIFO)")
+    parser.add_argument("--label", default="", help="added to the results file name and title (e.g. before, after)")
+    parser.add_argument("--lockstep-only", action="store_true", help="skip the free-running / jitter run")
+    parser.add_argument("--camera-publish", choices=("message", "serialized"), default="message",
+                        help="how the bench publishes camera frames (see above)")
     args = parser.parse_args()
     import rclpy
 
@@ -312,7 +368,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="wallx_bench_"))
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from wallx_ros.policy.tiny_checkpoint import build_tiny_checkpoint
+        from wallx_ros.policy.checkpoints.tiny_checkpoint import build_tiny_checkpoint
 
         checkpoint = build_tiny_checkpoint(work / "tiny")
     from wallx_ros.core.robot_mapping import RobotMapping
@@ -323,17 +379,21 @@ def main() -> int:
     ros = RosTestNode("wallx_bench")
     try:
         print("lock-step overhead run", flush=True)
-        lock = run_lockstep(ros, checkpoint, joints, args.chunks, work / "logs_lockstep", args.nice)
-        print("free-running / jitter run", flush=True)
-        free = run_freerun(ros, checkpoint, joints, args.seconds, work / "logs_freerun", args.nice,
-                           args.stream_priority)
+        lock = run_lockstep(ros, checkpoint, joints, args.chunks, work / "logs_lockstep", args.nice,
+                            args.camera_publish)
+        free = None
+        if not args.lockstep_only:
+            print("free-running / jitter run", flush=True)
+            free = run_freerun(ros, checkpoint, joints, args.seconds, work / "logs_freerun", args.nice,
+                               args.stream_priority)
     finally:
         ros.close()
         rclpy.shutdown()
     info["loadavg_end"] = os.getloadavg()
-    result = {"machine": info, "nice": args.nice, "lockstep": lock, "freerun": free}
+    result = {"machine": info, "label": args.label, "nice": args.nice, "lockstep": lock, "freerun": free}
     args.out.mkdir(parents=True, exist_ok=True)
     tag = f"_nice{args.nice}_prio{args.stream_priority}" if args.nice or args.stream_priority else ""
+    tag += f"_{args.label}" if args.label else ""
     name = f"policy_latency_{dt.datetime.now():%Y%m%d_%H%M}{tag}"
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(to_markdown(result))

@@ -61,7 +61,7 @@ IMPORT_SNIPPET = """
 import json, time
 t0 = time.perf_counter(); import torch; t1 = time.perf_counter()
 import rclpy; t2 = time.perf_counter()
-from wallx_ros.policy import lerobot_compat; lerobot_compat.api(); t3 = time.perf_counter()
+from wallx_ros.lerobot import wallx_model; wallx_model.api(); t3 = time.perf_counter()
 print(json.dumps({"torch_s": t1 - t0, "rclpy_s": t2 - t1, "lerobot_wallx_s": t3 - t2, "total_s": t3 - t0}))
 """
 
@@ -84,14 +84,15 @@ def measure_model(work: Path, iters: int, fast_iters: int, compile_model: bool) 
 
     torch.set_num_threads(1)
     from wallx_ros.core.types import Observation
-    from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
-    from wallx_ros.policy.tiny_checkpoint import DEFAULT_CAMERAS, TinyCheckpointSpec, build_tiny_checkpoint
+    from wallx_ros.lerobot import versions
+    from wallx_ros.policy import BackendConfig, load_backend
+    from wallx_ros.policy.checkpoints.tiny_checkpoint import DEFAULT_CAMERAS, TinyCheckpointSpec, build_tiny_checkpoint
 
     rng = np.random.default_rng(0)
     obs = Observation(images={c: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for c in DEFAULT_CAMERAS},
                       state=rng.normal(size=14).astype(np.float32), instruction="insert the peg", stamp_ns=0)
-    out: dict[str, Any] = {"lerobot": ".".join(map(str, lerobot_compat.lerobot_version())),
-                           "transformers": ".".join(map(str, lerobot_compat.transformers_version())),
+    out: dict[str, Any] = {"lerobot": ".".join(map(str, versions.lerobot_version())),
+                           "transformers": ".".join(map(str, versions.transformers_version())),
                            "torch": torch.__version__, "python": platform.python_version(), "threads": 1}
     t0 = time.perf_counter()
     ckpt = build_tiny_checkpoint(work / "tiny_diffusion")
@@ -151,7 +152,7 @@ def measure_model(work: Path, iters: int, fast_iters: int, compile_model: bool) 
             fast.predict_chunk(obs)
             times.append((time.perf_counter() - t) * 1e3)
         out["fast_chunk_ms_100_tokens"] = stats(times)
-        out["fast_generation_patched"] = lerobot_compat.fast_generation_patch_needed()
+        out["fast_generation_patched"] = versions.fast_generation_patch_needed()
     return out
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job in one command: set up (idempotently), then run the embedded MuJoCo simulation (gym-aloha
 # ALOHA insertion scene) and the WALL-OSS policy node in closed loop, on sim time, until Ctrl-C.
-#   bash scripts/demo.sh                          # tiny offline test checkpoint (random weights: it moves, solves nothing)
+#   bash scripts/demo.sh                          # the tiny WallX trained by --learn (models/transfer_cube_tiny) on transfer-cube
 #   bash scripts/demo.sh --checkpoint DIR         # a real LeRobot wall_x policy folder (add --device cuda)
 #   bash scripts/demo.sh --record                 # teleop + record variant: sim + teleop_node + recorder_node -> a LeRobot v3 dataset
+#   bash scripts/demo.sh --learn                  # the whole loop: scripted demonstrations -> dataset -> training -> closed loop
 # Options:
 #   --stack S                  kilted (default: ROS 2 Kilted + LeRobot 0.4.4) or jazzy (ROS 2 Jazzy + LeRobot 0.6.1)
 #   --device D                 policy device (cpu | cuda | cuda:N | auto), default cpu
@@ -26,6 +27,9 @@
 #   --fps N                    dataset fps = the sim's camera rate (default 10)
 #   --teleop-param NAME:=VALUE extra teleop_node parameter (repeatable), e.g. --teleop-param max_velocity:=[0.8]
 # Ctrl-C saves the open episode and finalizes the dataset (load it with LeRobotDataset(repo_id, root=DIR)).
+# Learn variant (--learn): wallx-ros-learn-demo (wallx_ros/cli/learn_demo.py) in --out (default .cache/learn/<stack>):
+# record (expert_node -> teleop_node -> recorder_node), train (wallx-ros-train, bounded steps), eval (policy_node in closed
+# loop, evaluator_node scores it). Each stage resumes where it stopped; arguments after -- go to it, e.g. -- --episodes 10.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,6 +40,7 @@ rtf=""
 duration=""
 out=""
 record=false
+learn=false
 setup=true
 sim_args=()
 policy_args=()
@@ -56,6 +61,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --sim-param) sim_args+=(-p "$2"); shift 2 ;;
     --record) record=true; shift ;;
+    --learn) learn=true; shift ;;
     --teleop) teleop_mode=$2; shift 2 ;;
     --dataset) dataset=$2; shift 2 ;;
     --repo-id) repo_id=$2; shift 2 ;;
@@ -80,6 +86,9 @@ fi
 if $setup; then bash scripts/setup.sh --stack "$stack"; fi
 # shellcheck disable=SC1091
 source scripts/env.sh --stack "$stack"
+if $learn; then
+  exec python -m wallx_ros.cli.learn_demo --work "${out:-$root/.cache/learn/$stack}" ${policy_args[@]+"${policy_args[@]}"}
+fi
 out=${out:-$root/.cache/demo/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 # a node's output to the terminal and a log file; tee ignores Ctrl-C (the terminal sends it to every process of
@@ -91,7 +100,7 @@ if $record; then
   # --- teleop + record variant: sim + teleop_node + recorder_node, all on sim time --------------------------
   rtf=${rtf:-1.0}
   dataset=${dataset:-$out/dataset}
-  joints=$(python -c 'from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS; print("[" + ", ".join(ALOHA_JOINTS) + "]")')
+  joints=$(python -c 'from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS; print("[" + ", ".join(ALOHA_JOINTS) + "]")')
   # ROS parameters are typed: doubles must look like doubles. A frame may take a sample up to 1.5 camera periods old.
   read -r rtf camera_rate episode_s max_age < <(python -c 'import sys; r, f, e = map(float, sys.argv[1:]); print(r, f, e, 1.5 / f)' \
     "$rtf" "$fps" "$episode_s")
@@ -108,31 +117,56 @@ if $record; then
   pids+=($!); names+=(recorder_node)
   teleop_in=/dev/null
   if [ "$teleop_mode" = keyboard ]; then teleop_in=/dev/tty; fi
+  # the simulated ALOHA's position limits (config/topics_embedded.yaml) bound the teleop's targets too
+  read -r lower upper < <(python -c '
+import json, sys, yaml
+p = yaml.safe_load(open(sys.argv[1]))["policy_parameters"]
+print(json.dumps(p["position_lower"]).replace(" ", ""), json.dumps(p["position_upper"]).replace(" ", ""))' \
+    "$root/config/topics_embedded.yaml")
   python -m wallx_ros.nodes.teleop_node --ros-args --params-file "$root/config/teleop.yaml" \
     -p use_sim_time:=true -p mode:="$teleop_mode" -p joint_names:="$joints" \
+    -p lower_limits:="$lower" -p upper_limits:="$upper" \
     -r "~/joint_trajectory:=/arm_controller/joint_trajectory" ${teleop_args[@]+"${teleop_args[@]}"} < "$teleop_in" > >(log_to "$out/teleop.log") 2>&1 &
   pids+=($!); names+=(teleop_node)
 else
   # --- sim + policy in closed loop ------------------------------------------------------------------------
   extra=()
   if [ -z "$checkpoint" ]; then
-    checkpoint="$root/.cache/checkpoints/tiny_diffusion_$stack"  # each LeRobot line writes its own layout
-    if [ ! -f "$checkpoint/model.safetensors" ]; then
-      python -m wallx_ros.cli.make_test_checkpoint "$checkpoint"
+    # the tiny WallX trained on scripted transfer-cube demonstrations by `bash scripts/demo.sh --learn` (models/README.md),
+    # saved in LeRobot 0.4's layout: converted once for another line. It sees the top camera, the joints and the cube's
+    # position (the sim's objects_in_joint_states); tiny weights trained from random: allow_random_weights
+    checkpoint="$root/models/transfer_cube_tiny"
+    if [ "$(python -c 'from wallx_ros.lerobot import versions; print(versions.installed_line())')" != 0.4 ]; then
+      converted="$root/.cache/checkpoints/transfer_cube_tiny_$stack"
+      if [ ! -f "$converted/model.safetensors" ]; then
+        python -m wallx_ros.cli.convert_checkpoint "$checkpoint" "$converted" --to 0.6
+      fi
+      checkpoint=$converted
     fi
-    extra=(-p allow_random_weights:=true)
+    read -r lower upper < <(python -c '
+from wallx_ros.sim.aloha_scene import AlohaScene
+lim = AlohaScene("aloha_transfer_cube").limits
+print(*("[" + ", ".join(f"{v:.6g}" for v in side) + "]" for side in (lim.lower, lim.upper)))' | tr -d ' ' | sed 's/\]\[/] [/')
+    extra=(-p allow_random_weights:=true -p "instruction:=transfer the cube to the left arm"
+           -p "position_lower:=$lower" -p "position_upper:=$upper")
+    sim_args=(-p scene:=aloha_transfer_cube -p seed:=1000 -p "cameras:=[face_view=top]" -p objects_in_joint_states:=true
+              ${sim_args[@]+"${sim_args[@]}"})
+    default_rtf=0.25   # one camera, a tiny model: ~0.5 s per chunk on this CPU
   fi
   if [ "$device" = cpu ]; then
-    rtf=${rtf:-0.05}
+    rtf=${rtf:-${default_rtf:-0.05}}
     extra+=(-p num_threads:=1)   # the simulator needs the other core
   else
     rtf=${rtf:-1.0}
   fi
-  # the policy's topic set for the embedded simulator: one source of truth, config/topics_embedded.yaml
+  # the policy's topic set and the simulated robot's joint limits: one source of truth, config/topics_embedded.yaml
   mapfile -t remaps < <(python -c '
-import sys, yaml
-for src, dst in (yaml.safe_load(open(sys.argv[1]))["remappings"] or {}).items():
-    print("-r"); print(f"{src}:={dst}")' "$root/config/topics_embedded.yaml")
+import json, sys, yaml
+topic_set = yaml.safe_load(open(sys.argv[1]))
+for src, dst in (topic_set["remappings"] or {}).items():
+    print("-r"); print(f"{src}:={dst}")
+for name, value in (topic_set.get("policy_parameters") or {}).items():
+    print("-p"); print(f"{name}:={json.dumps(value)}")' "$root/config/topics_embedded.yaml")
 
   echo "[demo] sim + policy on $checkpoint ($device), real-time factor $rtf, output in $out"
   echo "[demo] ROS_DOMAIN_ID=$ROS_DOMAIN_ID, discovery $ROS_AUTOMATIC_DISCOVERY_RANGE; Ctrl-C stops"

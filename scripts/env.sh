@@ -53,12 +53,15 @@ case ":$PATH:" in *":$_wallx_venv/lib/wallx_ros:"*) ;; *) export PATH="$_wallx_v
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST          # never discover beyond loopback (Jazzy and Kilted)
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-42}
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
-# large-frame Fast DDS profile: 16 MB shared-memory segments + UDPv4 on 127.0.0.1 only
-export FASTDDS_DEFAULT_PROFILES_FILE="$_wallx_root/config/fastdds_loopback.xml"   # kilted (Fast DDS 3) name
-export FASTRTPS_DEFAULT_PROFILES_FILE="$FASTDDS_DEFAULT_PROFILES_FILE"           # jazzy (Fast DDS 2) name
+# large-frame Fast DDS profile: 16 MB shared-memory segments + UDPv4 on 127.0.0.1 only, in the one variable
+# this stack's Fast DDS reads (kilted: FASTDDS_..., jazzy: FASTRTPS_...; Kilted warns in every process when
+# the old name is set, so the other one is unset)
+unset FASTDDS_DEFAULT_PROFILES_FILE FASTRTPS_DEFAULT_PROFILES_FILE
+export "$_ws_dds_profile_var=$_wallx_root/config/fastdds_loopback.xml"
 export AMENT_PREFIX_PATH="$_wallx_venv${_wallx_ament:+:$_wallx_ament}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export HF_HOME=${HF_HOME:-$_wallx_root/.cache/huggingface}
 export MUJOCO_GL=${MUJOCO_GL:-osmesa} PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
-unset _wallx_root _wallx_stack _wallx_venv _wallx_ament _wallx_ld _wallx_path _wallx_ifs _wallx_p _ws_venv _ws_pyver _ws_lerobot
+unset _wallx_root _wallx_stack _wallx_venv _wallx_ament _wallx_ld _wallx_path _wallx_ifs _wallx_p _ws_venv _ws_pyver _ws_lerobot \
+  _ws_dds_profile_var
 unset -f wallx_stack wallx_stack_python

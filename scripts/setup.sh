@@ -26,6 +26,21 @@ fi
 # each of them. Errors still print, and a failing install fails the script.
 pip_install() { "$venv/bin/python" -m pip install -qq "$@"; }
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+size_of() { du -sh "$1" 2>/dev/null | cut -f1; }
+quiet() { "$@" >/dev/null; }
+# step WHAT CMD...: run CMD, then say how long it took and how big the venv is. A long CMD (pip) also gets a
+# line every 20 s with the elapsed time and the venv's size so far, so a 4-minute install is never silent.
+step() {
+  local what=$1 t0=$SECONDS ticker rc=0
+  shift
+  log "$what ..."
+  ( while sleep 20 </dev/null >/dev/null 2>&1; do log "  ... $what: $((SECONDS - t0)) s, venv $(size_of "$venv")"; done ) &
+  ticker=$!
+  "$@" || rc=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  [ "$rc" -eq 0 ] || { log "FAILED: $what (exit code $rc after $((SECONDS - t0)) s)"; return "$rc"; }
+  log "  done: $what in $((SECONDS - t0)) s (venv $(size_of "$venv"))"
+}
 
 wallx_stack "$stack" || { echo "setup.sh: unknown stack '$stack' (known: $WALLX_STACKS, all)" >&2; exit 2; }
 venv=$_ws_venv
@@ -39,10 +54,9 @@ for pkg in ffmpeg libosmesa6; do
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    log "apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    step "apt-get update" quiet apt-get update -qq
+    step "apt-get install ${need_apt[*]}" quiet apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
   else
     log "WARNING: missing system packages ${need_apt[*]} (need root + apt-get): video read-back and sim rendering will not work"
   fi
@@ -58,24 +72,35 @@ stamp="$venv/.wallx_ros_stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   log "$venv is up to date with $lock"
 else
-  log "building $venv from $lock with $py$( [ "$stack" = jazzy ] && echo ' (torch 2.11 CUDA build: ~2.2 GB download, ~5.5 GB venv)')"
+  log "building $venv from $lock ($(grep -c '==' "$lock") pinned packages) with $py$( [ "$stack" = jazzy ] \
+    && echo ' (torch 2.11 CUDA build: ~2.2 GB download, ~6.4 GB venv)' || echo ' (~2.7 GB venv)')"
   rm -rf "$venv"
-  "$py" -m venv "$venv"
-  pip_install -r requirements/build-tools.txt
+  step "create the venv" "$py" -m venv "$venv"
+  step "install build tools (requirements/build-tools.txt)" pip_install -r requirements/build-tools.txt
   # --no-deps: the lock is the complete, resolved set (kilted: lerobot 0.4.4's own pins on torch cannot
   # co-resolve with the local CPU torch wheel; see requirements/$stack.in)
-  pip_install --no-deps -r "$lock"
-  "$venv/bin/python" -c "import rclpy, torch, lerobot" \
+  step "install the locked set ($lock: ROS 2 wheels, torch, LeRobot)" pip_install --no-deps -r "$lock"
+  step "check that rclpy, torch and lerobot import" "$venv/bin/python" -c "import rclpy, torch, lerobot" \
     || { echo "setup.sh: the venv does not import rclpy/torch/lerobot" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+
+# 3b. Venv hooks (scripts/venv_hooks/): a plain `from lerobot.datasets.lerobot_dataset import LeRobotDataset`
+#     works without importing wallx_ros first (kilted: CPU torch + PyPI torchvision). Idempotent, no network.
+"$venv/bin/python" scripts/venv_hooks/install.py --check
 
 # 4. This package, editable (tests import the checkout). setup.py changes (entry points) re-install.
 pkg_want=$(cat setup.py setup.cfg package.xml | sha256sum | cut -c1-16)
 pkg_stamp="$venv/.wallx_ros_pkg_stamp"
 if [ ! -f "$pkg_stamp" ] || [ "$(cat "$pkg_stamp")" != "$pkg_want" ]; then
-  log "pip install --no-deps -e ."
-  pip_install --no-deps --no-build-isolation -e .
+  step "install this package editable (pip install --no-deps -e .)" pip_install --no-deps --no-build-isolation -e .
   echo "$pkg_want" > "$pkg_stamp"
 fi
-log "ready: source scripts/env.sh --stack $stack   ($(du -sh "$venv" | cut -f1) venv)"
+
+# 5. The venv as an ament prefix for this package (an editable install registers nothing): the ament index
+# marker, share/wallx_ros/{launch,config,msg,package.xml} linked to the checkout, lib/wallx_ros/<exe> launchers.
+# Then `ros2 launch wallx_ros ...` / `ros2 run wallx_ros ...` work here once launch / ros2cli are installed.
+# Cheap and idempotent: runs every time.
+"$venv/bin/python" scripts/ament_prefix.py --prefix "$venv" --python "$venv/bin/python" | sed 's/^/[setup] /'
+
+log "ready: source scripts/env.sh --stack $stack   ($(size_of "$venv") venv)"

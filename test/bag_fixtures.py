@@ -120,15 +120,19 @@ def make_recording(path: Path, *, storage: str = "mcap", compression: str = "non
                    split: str = "bag", start_s: float = 100.0, instruction: str | None = None,
                    size_change_at: int | None = None, backwards_at: int | None = None,
                    cameras: tuple[str, ...] = CAMERAS, joints: tuple[str, ...] = JOINTS,
-                   size: tuple[int, int] = (H, W)) -> Recording:
+                   size: tuple[int, int] = (H, W), camera_jitter_ms: float = 0.0,
+                   camera_gap: tuple[int, int] | None = None) -> Recording:
     """Write a bag; ``segments`` are frame counts of successive episodes (split by markers or 2 s gaps).
 
-    Cameras publish at exactly ``fps`` (frame k stamped on the grid), joint states at ``2 * fps`` in a
-    shuffled order with an extra ``gripper_aux`` joint, the action at ``fps``. Log times lag stamps by 3 ms.
+    Cameras publish at exactly ``fps`` (frame k stamped on the grid, or within +-``camera_jitter_ms`` of it,
+    as a driver stamping at capture does), joint states at ``2 * fps`` in a shuffled order with an extra
+    ``gripper_aux`` joint, the action at ``fps``. ``camera_gap``: the first camera sends nothing for those
+    (global) frame numbers ``[a, b)``. Log times lag stamps by 3 ms.
     """
     rec = Recording(path, fps)
     bag = BagBuilder(path, storage, compression)
     rng = np.random.default_rng(5)
+    jitter = np.random.default_rng(11)
     period = NS // fps
     assert period * fps == NS, "use an fps that divides 1e9 ns exactly"
     t_ep = round(start_s * NS)
@@ -149,10 +153,13 @@ def make_recording(path: Path, *, storage: str = "mcap", compression: str = "non
             for c, cam in enumerate(cameras):
                 grown = size_change_at is not None and global_frame >= size_change_at and c == 0
                 imgs[cam] = image_of(global_frame, c, (size[0] + 8, size[1]) if grown else size)
-                stamp = t
+                stamp = t + round(float(jitter.uniform(-1, 1)) * camera_jitter_ms * 1e6) if camera_jitter_ms else t
                 if backwards_at is not None and global_frame == backwards_at and c == 0:
                     stamp = t - 2 * period
-                bag.write(f"/{cam}/{suffix}", img_type, log, image_msg(imgs[cam], stamp, transport))
+                if c == 0 and camera_gap is not None and camera_gap[0] <= global_frame < camera_gap[1]:
+                    continue
+                bag.write(f"/{cam}/{suffix}", img_type, max(log, stamp + 1_000_000),
+                          image_msg(imgs[cam], stamp, transport))
             for half in (0, 1):
                 ts = t + half * period // 2
                 order = rng.permutation(len(joints))

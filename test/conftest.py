@@ -17,12 +17,12 @@ remove_stale_fastdds_shm()  # files of killed processes (earlier runs) can stall
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> None:
-    """The CI machines have 2 shared cores: more torch threads only make timings collapse."""
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
+    """The CI machines have 2 shared cores: more torch threads only make timings collapse. Only where a test module
+    imported torch (collection runs first): a run of the ROS-free core tests does not pay torch's import (seconds
+    per run: the mutation runs start pytest once per mutant)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def ros() -> Iterator[RosTestNode]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny diffusion-mode WallX checkpoint, built once per session (a few seconds on CPU)."""
-    from wallx_ros.policy.tiny_checkpoint import build_tiny_checkpoint
+    from wallx_ros.policy.checkpoints.tiny_checkpoint import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_diffusion")
 
@@ -55,7 +55,7 @@ def tiny_fast_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Seed 1: with seed 0 the random model's greedy token happens to be the DCT tokenizer's zero
     coefficient, so every chunk decodes to exactly zero, which LeRobot reports as a decoding failure.
     """
-    from wallx_ros.policy.tiny_checkpoint import TinyCheckpointSpec, build_tiny_checkpoint
+    from wallx_ros.policy.checkpoints.tiny_checkpoint import TinyCheckpointSpec, build_tiny_checkpoint
 
     spec = TinyCheckpointSpec(mode="fast", seed=1)
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_fast", spec)

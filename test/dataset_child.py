@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
-from wallx_ros.policy import lerobot_compat
+from wallx_ros.lerobot import datasets as lerobot_datasets
 
 H, W, FPS, FRAMES = 24, 32, 10, 6
 JOINTS = ("j0", "j1")
@@ -53,28 +53,28 @@ def main() -> None:
     root, mode, kill_ep = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     if mode == "plain_lerobot":
         spec = spec_for(root)
-        ds = lerobot_compat.create_dataset(repo_id=spec.repo_id, root=root, fps=FPS, features=spec.features(),
+        ds = lerobot_datasets.create_dataset(repo_id=spec.repo_id, root=root, fps=FPS, features=spec.features(),
                                            robot_type="test", use_videos=True, vcodec="h264")
         for ep in range(kill_ep + 1):
             for i in range(FRAMES):
                 img, state, action = frame_values(ep, i)
                 ds.add_frame({"observation.images.face_view": img, "observation.state": state, "action": action,
                               "task": f"task {ep % 2}"})
-            lerobot_compat.save_episode(ds)
+            lerobot_datasets.save_episode(ds)
             print(f"SAVED {ep}", flush=True)
         die()
 
     from wallx_ros.dataset import recovery, writer
 
     if mode == "after_save_episode":
-        original = lerobot_compat.save_episode
+        original = lerobot_datasets.save_episode
 
         def save_then_maybe_die(ds: object) -> None:
             original(ds)
             if w.num_episodes == kill_ep:
                 die()
 
-        writer.lerobot_compat.save_episode = save_then_maybe_die  # type: ignore[attr-defined]
+        writer.lerobot_datasets.save_episode = save_then_maybe_die  # type: ignore[attr-defined]
     elif mode == "before_commit":
         original_commit = recovery.CommitJournal.commit
 
@@ -130,7 +130,7 @@ def disk_full(root: Path) -> None:
     w.save_episode()
     report["episodes_final"] = w.num_episodes
     w.close()
-    ds = lerobot_compat.load_dataset("local/crash", root)
+    ds = lerobot_datasets.load_dataset("local/crash", root)
     report["loaded_frames"] = len(ds)
     report["loaded_episodes"] = ds.num_episodes
     report["last_state"] = ds[len(ds) - 1]["observation.state"].tolist()

@@ -16,6 +16,9 @@ change the fault while the node runs::
     {"fault": "slow", "seconds": 2}   sleep, then a real prediction (inference longer than a chunk)
     {"fault": "nan"}                  a real prediction with NaN in one joint
     {"fault": "huge"}                 a real prediction scaled by 1e6 (far outside every limit)
+    {"fault": "adversarial"}          a real prediction with every row thrown +-amplitude (default 5) the other
+                                      way than the last, and each chunk starting on the side the last one ended
+                                      away from: the worst for velocity and acceleration limits, in and across chunks
 
 Why a test-side wrapper and not a parameter of the node: fault injection must be impossible to switch on
 for a robot by a params file, a launch argument or a remote ``ros2 param set``. This module lives in test/,
@@ -38,7 +41,7 @@ import numpy as np
 from wallx_ros.core.types import ActionChunk, Observation
 
 FAULT_FILE_ENV = "WALLX_TEST_FAULT_FILE"
-FAULTS = ("none", "raise", "oom", "raise_outside", "host_oom", "slow", "nan", "huge")
+FAULTS = ("none", "raise", "oom", "raise_outside", "host_oom", "slow", "nan", "huge", "adversarial")
 
 
 class FaultInjectingBackend:
@@ -67,11 +70,11 @@ class FaultInjectingBackend:
                 pass
         return self._fault
 
-    def predict_chunk(self, observation: Observation) -> ActionChunk:
+    def predict_chunk(self, observation: Observation, prefix: Any = None) -> ActionChunk:
         fault = self._current()
         kind = str(fault.get("fault", "none"))
         if kind == "none":
-            return self._backend.predict_chunk(observation)
+            return self._backend.predict_chunk(observation, prefix)
         self.injected += 1
         sys.stderr.write(f"[fault injection] {kind} ({self.injected})\n")
         if kind in ("raise", "oom"):
@@ -82,13 +85,18 @@ class FaultInjectingBackend:
             raise MemoryError("injected fault: host out of memory")
         if kind == "slow":
             time.sleep(float(fault.get("seconds", 2.0)))
-            return self._backend.predict_chunk(observation)
-        chunk = self._backend.predict_chunk(observation)
+            return self._backend.predict_chunk(observation, prefix)
+        chunk = self._backend.predict_chunk(observation, prefix)
         actions = np.array(chunk.actions, copy=True)
         if kind == "nan":
             actions[:, 0] = np.nan
         elif kind == "huge":
             actions *= 1e6
+        elif kind == "adversarial":
+            amplitude = float(fault.get("amplitude", 5.0))
+            self._flip = -getattr(self, "_flip", 1.0)  # each chunk starts on the other side
+            signs = self._flip * (-1.0) ** np.arange(actions.shape[0])[:, None]
+            actions = actions + amplitude * signs
         else:
             raise ValueError(f"unknown fault {kind!r}: one of {FAULTS}")
         return ActionChunk(actions, chunk.names, chunk.stamp_ns, chunk.dt_s, dict(chunk.timings_ms))

@@ -139,7 +139,7 @@ class SimDriver:
         finally:
             self.rate = 0.0
 
-    def wait_for_node(self, timeout_s: float = 120.0) -> bool:
+    def wait_for_node(self, timeout_s: float = 240.0) -> bool:  # a node process imports torch + LeRobot first
         pubs = [*self.cam_pubs.values(), self.joint_pub, self.clock_pub]
         return all(self.ros.wait_for_subscribers(p, timeout_s=timeout_s) for p in pubs)
 

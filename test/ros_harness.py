@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from wallx_ros.cli import fastdds_profile
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_loopback.xml"
 
@@ -92,14 +94,17 @@ def remove_stale_fastdds_shm(shm_dir: Path = Path("/dev/shm")) -> int:
 
 
 def configure_ros_environment() -> dict[str, str]:
-    """Set (in os.environ) the variables every ROS process of the test session needs; return them."""
+    """Set (in os.environ) the variables every ROS process of the test session needs; return them.
+
+    The Fast DDS profile goes into the one variable this distribution's Fast DDS reads (Kilted warns about the
+    old name in every process); the other one is removed."""
     domain = os.environ.get("WALLX_TEST_DOMAIN_ID") or _claim_domain_id()
+    profile_variable = fastdds_profile.profile_variable()
     env = {
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # DDS must never leave loopback
         "ROS_DOMAIN_ID": domain,
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),
-        "FASTRTPS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),
+        profile_variable: str(FASTDDS_PROFILE),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
@@ -107,6 +112,8 @@ def configure_ros_environment() -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
     }
     os.environ.update(env)
+    for other in set(fastdds_profile.PROFILE_VARIABLES) - {profile_variable}:
+        os.environ.pop(other, None)
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
     os.environ.pop("ROS_STATIC_PEERS", None)
     return env

@@ -1,7 +1,7 @@
 """rosbag2 <-> LeRobot dataset conversion on bags written here with rosbags' own writer.
 
 Every value the converter outputs is compared with what the test wrote (images bit-equal in image-mode
-datasets: bgr8 raw and png compressed are lossless), read back with LeRobotDataset through lerobot_compat.
+datasets: bgr8 raw and png compressed are lossless), read back with LeRobotDataset through wallx_ros.lerobot.datasets.
 """
 
 from __future__ import annotations
@@ -130,8 +130,13 @@ def test_round_trip_dataset_bag_dataset(tmp_path: Path) -> None:
 # -- errors -----------------------------------------------------------------------------------------------
 def test_missing_topic_and_unknown_type_are_named(tmp_path: Path) -> None:
     rec = make_recording(tmp_path / "bag", segments=(3,))
-    with pytest.raises(MissingTopicError, match=r"/right_wrist_view/image_raw.*its topics: .*/face_view/image_raw"):
+    with pytest.raises(MissingTopicError, match=r"/right_wrist_view/image_raw.*its topics of a fitting type .*: "
+                                                r"/face_view/image_raw, /left_wrist_view/image_raw\. Fix") as info:
         convert_bags([rec.path], _config(tmp_path, cameras=["face_view", "right_wrist_view"]), tmp_path / "ds")
+    assert "/joint_states" not in str(info.value) and "/teleop/command" not in str(info.value)  # only candidates
+    with pytest.raises(MissingTopicError, match=r"no topic /arm/joints \(joint states\); its topics of a fitting "
+                                                r"type \(sensor_msgs/msg/JointState\): /joint_states\. Fix"):
+        convert_bags([rec.path], _config(tmp_path, joint_states_topic="/arm/joints"), tmp_path / "ds")
     with pytest.raises(UnsupportedMessageTypeError,
                        match=r"/joint_states \(camera face_view\) carries sensor_msgs/msg/JointState.*supported: "
                              r"sensor_msgs/msg/CompressedImage, sensor_msgs/msg/Image"):
@@ -191,7 +196,7 @@ def test_dataset2bag_cli_writes_bag_and_open_loop_report(tmp_path: Path, tiny_ch
     from wallx_ros.cli import dataset2bag
     from wallx_ros.core.types import Observation
     from wallx_ros.policy import BackendConfig, load_backend
-    from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+    from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
     rec = make_recording(tmp_path / "bag", fps=50, segments=(40,), cameras=DEFAULT_CAMERAS, joints=ALOHA_JOINTS,
                          size=(48, 64))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ros_harness import REPO_ROOT
 
-from wallx_ros.policy import lerobot_compat
+from wallx_ros.lerobot import versions
 
 
 def test_inference_bench_smoke(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_inference_bench_smoke(tmp_path: Path) -> None:
     for r in report["results"]:
         assert r["end_to_end_ms"]["p50"] > 0 and r["end_to_end_ms"]["p90"] >= r["end_to_end_ms"]["p50"]
         assert r["first_call_ms"] > 0
-        if r["path"] == "wallx_ros" and r["mode"] == "diffusion" and lerobot_compat.flow_engine_unsupported_reason():
+        if r["path"] == "wallx_ros" and r["mode"] == "diffusion" and versions.flow_engine_unsupported_reason():
             # engine auto on a LeRobot line fast_flow is not validated on: stock, so no action comparison
             assert r["engine"] == "stock" and r["chunk_shape"] == [32, 20]
         elif r["path"] == "wallx_ros" and r["mode"] == "diffusion":

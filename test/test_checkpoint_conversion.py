@@ -20,8 +20,9 @@ from ros_harness import REPO_ROOT, subprocess_env
 from xver_predict import observation
 
 from wallx_ros.cli import convert_checkpoint as cli
-from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
-from wallx_ros.policy.checkpoint_convert import convert_checkpoint, detect_layout
+from wallx_ros.lerobot import versions
+from wallx_ros.policy import BackendConfig, load_backend
+from wallx_ros.policy.checkpoints.checkpoint_convert import convert_checkpoint, detect_layout
 from wallx_ros.policy.errors import CheckpointConversionError
 
 VENVS = {"0.4": REPO_ROOT / ".venv", "0.6": REPO_ROOT / ".venv-jazzy"}
@@ -29,7 +30,7 @@ STACK_OF = {"0.4": "kilted", "0.6": "jazzy"}
 # bf16 WallX on two torch/transformers builds: the reference saw 6.5e-4 on unnormalised actions of magnitude ~6
 CROSS_VERSION_ATOL = 3e-3
 
-THIS = lerobot_compat.installed_line()
+THIS = versions.installed_line()
 OTHER = "0.6" if THIS == "0.4" else "0.4"
 
 

@@ -18,7 +18,7 @@ from wallx_ros.dataset.errors import DatasetFrameError, DatasetSpecError, Datase
 from wallx_ros.dataset.recovery import state_dir_for
 from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
 from wallx_ros.dataset.writer import DatasetWriter
-from wallx_ros.policy import lerobot_compat
+from wallx_ros.lerobot import datasets as lerobot_datasets
 
 CHILD = Path(__file__).resolve().parent / "dataset_child.py"
 
@@ -32,7 +32,7 @@ def _write(writer: DatasetWriter, ep: int) -> None:
 
 def _check_episodes(root: Path, episodes: list[int]) -> None:
     """Load with LeRobotDataset and compare every frame with what was written."""
-    ds = lerobot_compat.load_dataset("local/crash", root)
+    ds = lerobot_datasets.load_dataset("local/crash", root)
     assert ds.num_episodes == len(episodes) and len(ds) == FRAMES * len(episodes) and ds.fps == FPS
     for n, ep in enumerate(episodes):
         for i in range(FRAMES):
@@ -133,7 +133,7 @@ def test_plain_lerobot_loses_saved_episodes_on_kill_before_finalize(crashed: dic
     root, run = crashed["plain"]
     assert run.returncode == -9 and "SAVED 1" in run.stdout, run.stderr[-2000:]
     with pytest.raises(Exception):  # noqa: B017 - any failure to load proves the point
-        ds = lerobot_compat.load_dataset("local/crash", root)
+        ds = lerobot_datasets.load_dataset("local/crash", root)
         ds[0]
 
 
@@ -181,3 +181,19 @@ def test_streaming_encoding_round_trip(tmp_path: Path) -> None:
         assert not (root / "images").exists(), "streaming encoding should write no PNG frames"
         w.save_episode()
     _check_episodes(root, [0])
+
+
+def test_video_encoder_prints_no_banners(tmp_path: Path) -> None:
+    """SVT-AV1 (the default codec) logs a ~25-line banner per encoder it opens: errors only on the console."""
+    snippet = ("import sys, dataclasses; sys.path.insert(0, 'test'); from pathlib import Path; "
+               "from dataset_child import spec_for; from test_dataset_writer import _write; "
+               "from wallx_ros.dataset.writer import DatasetWriter; "
+               f"spec = dataclasses.replace(spec_for(Path({str(tmp_path / 'ds')!r})), video_codec='libsvtav1'); "
+               "w = DatasetWriter(spec); _write(w, 0); w.save_episode(); w.close()")
+    env = subprocess_env()
+    env.pop("SVT_LOG", None)
+    run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=str(REPO_ROOT),
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert list((tmp_path / "ds" / "videos").rglob("*.mp4")), "no video was written"
+    assert "Svt[" not in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]

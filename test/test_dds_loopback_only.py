@@ -20,6 +20,8 @@ import sys
 import pytest
 from ros_harness import REPO_ROOT, subprocess_env
 
+from wallx_ros.cli.fastdds_profile import PROFILE_VARIABLES, profile_variable
+
 SECONDS = 3.0
 # /proc/net/dev is per network namespace (sysfs is not remounted): field 10 after "v0:" is TX packets
 NETNS_SCRIPT = r"""
@@ -73,15 +75,16 @@ def test_dds_stays_on_loopback_and_delivers_large_frames() -> None:
     if reason:
         pytest.skip(reason)
     domain = str(100 + os.getpid() % 100)
-    project = subprocess_env({"ROS_DOMAIN_ID": domain})  # conftest's loopback settings, both profile names
+    project = subprocess_env({"ROS_DOMAIN_ID": domain})  # conftest's loopback settings
     assert project["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
-    assert project["FASTRTPS_DEFAULT_PROFILES_FILE"] == project["FASTDDS_DEFAULT_PROFILES_FILE"]
+    # the profile in the one variable this distribution's Fast DDS reads (the other would only warn, or be ignored)
+    assert [v for v in PROFILE_VARIABLES if v in project] == [profile_variable()]
     ours = _run(project)
     assert ours["tx_packets"] == 0, f"DDS sent {ours['tx_packets']} packets on a non-loopback interface: {ours}"
     assert ours["sent"] > 30 and ours["received"] >= 0.9 * ours["sent"], f"large frames were lost: {ours}"
 
     defaults = dict(project)
-    for var in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
+    for var in ("ROS_AUTOMATIC_DISCOVERY_RANGE", profile_variable()):
         defaults.pop(var)
     leaky = _run(defaults)
     assert leaky["tx_packets"] > 0, f"ROS defaults should multicast on the veth (is the counter blind?): {leaky}"

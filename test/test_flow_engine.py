@@ -1,7 +1,7 @@
 """The fast flow engine gives stock LeRobot's actions: real WallX code on the tiny checkpoints, no mocks.
 
 Stock = LeRobot's own ``WallXPolicy.predict_action_chunk`` (torchdiffeq Euler loop re-running the whole
-prompt 10 times); fast_flow = wallx_ros.policy.flow_engine (prefix KV cache, device-side inputs). With the
+prompt 10 times); fast_flow = wallx_ros.policy.engine.flow_engine (prefix KV cache, device-side inputs). With the
 eager attention kernel the actions must be bit-identical on CPU for the same noise.
 """
 
@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from wallx_ros.core.types import Observation
-from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
+from wallx_ros.lerobot import internals, versions
+from wallx_ros.policy import BackendConfig, load_backend
+from wallx_ros.policy.checkpoints.tiny_checkpoint import DEFAULT_CAMERAS, TinyCheckpointSpec
 from wallx_ros.policy.errors import BackendConfigError, InferenceError
-from wallx_ros.policy.tiny_checkpoint import DEFAULT_CAMERAS, TinyCheckpointSpec
 
 # Why fast_flow cannot run on the installed LeRobot line (None: it can: 0.4.x and 0.6.x are validated). On a line
 # it is not validated on, engine 'auto' must fall back to stock (tested below).
-UNSUPPORTED = lerobot_compat.flow_engine_unsupported_reason()
+UNSUPPORTED = versions.flow_engine_unsupported_reason()
 needs_fast_flow = pytest.mark.skipif(UNSUPPORTED is not None, reason=f"{UNSUPPORTED}; auto falls back to stock")
 
 
@@ -34,7 +35,7 @@ def observation(seed: int, cams: tuple[str, ...], hw: tuple[int, int], instructi
 
 @pytest.fixture(scope="module")
 def one_camera_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from wallx_ros.policy.tiny_checkpoint import build_tiny_checkpoint
+    from wallx_ros.policy.checkpoints.tiny_checkpoint import build_tiny_checkpoint
 
     spec = TinyCheckpointSpec(cameras=("face_view",), seed=3)
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_one_cam", spec)
@@ -106,7 +107,7 @@ def test_images_in_graph_give_the_same_chunk(three_cams) -> None:
     torch bicubic resizer is Pillow-exact)."""
     import torch
 
-    from wallx_ros.policy.flow_engine import FlowEngine
+    from wallx_ros.policy.engine.flow_engine import FlowEngine
 
     _, fast = three_cams
     engine = FlowEngine(fast._policy, fast._pre, attention="eager", cuda_graphs=False, images_in_graph=True)
@@ -134,7 +135,7 @@ def test_prefix_never_attends_to_action_tokens(three_cams) -> None:
     types = ids == model.processor.tokenizer.convert_tokens_to_ids("<|action|>")
     embeds = model.model.embed_tokens(ids)
     with torch.no_grad():
-        mask = lerobot_compat.stock_attention_mask(model, ids, embeds, types)
+        mask = internals.stock_attention_mask(model, ids, embeds, types)
     allowed = mask[0, 0] == 0
     p = plan.action_start
     assert not allowed[:p, p:].any()  # prefix rows never see action tokens
@@ -166,7 +167,7 @@ def test_sdpa_engine_equals_eager_engine_in_float32(three_cams, hw: tuple[int, i
 
     import torch
 
-    from wallx_ros.policy.flow_engine import FlowEngine
+    from wallx_ros.policy.engine.flow_engine import FlowEngine
 
     _, fast = three_cams
     policy = copy.deepcopy(fast._policy)
@@ -184,7 +185,7 @@ def test_sdpa_engine_equals_eager_engine_in_float32(three_cams, hw: tuple[int, i
 
 @needs_fast_flow
 # eager vision on LeRobot 0.6 runs stock's attention call per window / image: window and full blocks apart, as sdpa
-@pytest.mark.parametrize(("attention", "graphs"), [("eager", 6 if lerobot_compat.installed_line() == "0.4" else 7),
+@pytest.mark.parametrize(("attention", "graphs"), [("eager", 6 if versions.installed_line() == "0.4" else 7),
                                                    ("sdpa", 7)])
 def test_compiled_layers_trace_whole_and_serve_every_layer(three_cams, attention: str, graphs: int) -> None:
     """flow_compile runs one decoder layer and one vision block through torch.compile. Traced with the
@@ -198,7 +199,7 @@ def test_compiled_layers_trace_whole_and_serve_every_layer(three_cams, attention
     import torch
     from torch._dynamo.utils import counters
 
-    from wallx_ros.policy.flow_engine import FlowEngine
+    from wallx_ros.policy.engine.flow_engine import FlowEngine
 
     _, fast = three_cams
     torch._dynamo.reset()
@@ -235,7 +236,7 @@ def test_engine_selection(tiny_checkpoint: Path, tiny_fast_checkpoint: Path) -> 
     fast_mode = load_backend(BackendConfig(checkpoint_dir=tiny_fast_checkpoint, allow_random_weights=True,
                                            engine="fast_flow"))
     assert fast_mode.mode == "fast"  # fast mode keeps LeRobot's generate, with fast_decode's steps where validated
-    from wallx_ros.policy.fast_decode import fast_decode_line_reason
+    from wallx_ros.policy.engine.fast_decode import fast_decode_line_reason
 
     assert fast_mode.engine == ("fast_decode" if fast_decode_line_reason() is None else "stock")
     with pytest.raises(BackendConfigError, match="engine must be"):

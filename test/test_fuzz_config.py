@@ -150,22 +150,21 @@ def test_fuzz_checkpoint_configs(policy_config_base: dict[str, Any], tmp_path: P
 
 
 # -- policy node parameters (real rclpy node, real backend) ---------------------------------------------
-def _param_values(spec_default: Any) -> st.SearchStrategy[Any]:
+def _param_values(spec: Any) -> st.SearchStrategy[Any]:
+    from wallx_ros.core.parameter_table import ParamType
+
     weird_floats = st.sampled_from([0.0, -0.0, -1.0, 1e-300, 1e300, math.inf, -math.inf, math.nan, 0.5, 2.0, 50.0])
     weird_strings = st.sampled_from(["", " ", "nan", "cuda", "x" * 2000, "../../etc", "compressed", "none", "delta",
                                      "reject", "crossfade", "joint_state", "array", "action", "true", "auto"])
-    by_type: dict[type, st.SearchStrategy[Any]] = {
-        bool: st.booleans(), int: st.one_of(st.integers(-3, 100), st.sampled_from([-(2**63), 2**63 - 1, 0, 1])),
-        float: st.one_of(weird_floats, st.floats(-100, 100)), str: st.one_of(weird_strings, st.text(max_size=20))}
-    from rclpy.parameter import Parameter
-
-    if isinstance(spec_default, Parameter.Type) and spec_default == Parameter.Type.STRING_ARRAY:
-        same = st.lists(st.sampled_from(["face_view", "left_wrist_view", "right_wrist_view", "left_waist", "j", ""]),
-                        min_size=1, max_size=16)
-    elif isinstance(spec_default, Parameter.Type) and spec_default == Parameter.Type.DOUBLE_ARRAY:
-        same = st.lists(st.one_of(weird_floats, st.floats(-5, 5)), min_size=1, max_size=15)
-    else:
-        same = by_type[type(spec_default)]
+    by_type: dict[ParamType, st.SearchStrategy[Any]] = {
+        ParamType.BOOL: st.booleans(),
+        ParamType.INTEGER: st.one_of(st.integers(-3, 100), st.sampled_from([-(2**63), 2**63 - 1, 0, 1])),
+        ParamType.DOUBLE: st.one_of(weird_floats, st.floats(-100, 100)),
+        ParamType.STRING: st.one_of(weird_strings, st.text(max_size=20)),
+        ParamType.STRING_ARRAY: st.lists(st.sampled_from(["face_view", "left_wrist_view", "right_wrist_view",
+                                                          "left_waist", "j", ""]), min_size=1, max_size=16),
+        ParamType.DOUBLE_ARRAY: st.lists(st.one_of(weird_floats, st.floats(-5, 5)), min_size=1, max_size=15)}
+    same = by_type[spec.type]
     other = st.one_of(st.integers(-2, 2), st.floats(-2, 2), st.text(max_size=5), st.booleans())
     return st.sampled_from([True] * 8 + [False]).flatmap(lambda right_type: same if right_type else other)
 
@@ -239,16 +238,16 @@ def _configure_and_check(node: Any, flag: Any) -> None:
 def test_fuzz_policy_node_parameters(private_context: Any, real_backend: Any, tiny_checkpoint: Path,
                                     monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from wallx_ros.nodes import policy_node
-    from wallx_ros.nodes.policy_parameters import PARAMETERS
+    from wallx_ros.nodes.policy_parameters import TABLE
 
     monkeypatch.setattr(policy_node, "load_backend", lambda cfg: real_backend)
-    specs = [s for s in PARAMETERS if s.name not in ("checkpoint_dir", "warmup", "autostart", "urdf_path",
+    specs = [s for s in TABLE.params if s.name not in ("checkpoint_dir", "warmup", "autostart", "urdf_path",
                                                      "num_threads", "gil_switch_interval_s")]
     base = {"checkpoint_dir": str(tiny_checkpoint), "allow_random_weights": True, "warmup": False,
             "num_threads": 1}
 
     @fuzz_settings(60)
-    @given(st.lists(st.sampled_from(specs).flatmap(lambda s: st.tuples(st.just(s.name), _param_values(s.default))),
+    @given(st.lists(st.sampled_from(specs).flatmap(lambda s: st.tuples(st.just(s.name), _param_values(s))),
                     min_size=1, max_size=3))
     def run(overrides: list[tuple[str, Any]]) -> None:
         params = {**base, **dict(overrides)}

@@ -21,18 +21,21 @@ from builtin_interfaces.msg import Duration
 from fuzz_ledger import fuzz_settings, trial
 from hypothesis import given
 from hypothesis import strategies as st
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from wallx_ros.core.action_mapping import ActionMapping
+from wallx_ros.core.cdr_image import parse_compressed_image_cdr, parse_image_cdr
 from wallx_ros.core.errors import CoreError
+from wallx_ros.core.grid_decoding import compressed_to_grid, raw_to_grid
 from wallx_ros.core.image_decoding import SUPPORTED_ENCODINGS
 from wallx_ros.core.image_resize import resize_to_grid
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.core.joint_trajectory_rules import hazards, time_from_start_ns, validate
 from wallx_ros.nodes.ros_conversions import ImageConverter, stamp_to_ns
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS
-from wallx_ros.sim.trajectory_executor import TrajectoryCommand, TrajectoryExecutor
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS
+from wallx_ros.sim.trajectory_executor import ReceivedTrajectory, TrajectoryExecutor
 
 GRID = (192, 256)  # the tiny checkpoint's image feature (H, W): what the node resizes to
 CONVERTER = ImageConverter("auto")  # what the node uses (cv_bridge when usable, else the numpy path)
@@ -94,6 +97,22 @@ def test_fuzz_image_messages(msg: Image) -> None:
         expected = _reference_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
         if not np.array_equal(rgb, expected):
             flag(f"{msg.encoding} {msg.width}x{msg.height} step {msg.step}: pixels differ from the reference")
+
+
+@fuzz_settings(200)
+@given(raw_images(), st.integers(0, 64))
+def test_fuzz_serialized_image_messages(msg: Image, cut: int) -> None:
+    """The node's path: a raw subscription's bytes (sometimes cut short) -> core.cdr_image -> one resize."""
+    with trial("serialized sensor_msgs/Image -> model grid", (CoreError,)) as flag:
+        buf = serialize_message(msg)
+        raw = parse_image_cdr(buf[:len(buf) - cut] if cut < len(buf) else buf)
+        out = raw_to_grid(raw.encoding, raw.height, raw.width, raw.step, raw.data, GRID)
+        if out.shape != (*GRID, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            flag(f"resized frame is {out.dtype} {out.shape}")
+        expected = resize_to_grid(_reference_rgb(raw.encoding, raw.height, raw.width, raw.step, bytes(raw.data)),
+                                  *GRID)
+        if not np.array_equal(out, expected):
+            flag(f"{raw.encoding} {raw.width}x{raw.height} step {raw.step}: pixels differ from the reference")
 
 
 # -- sensor_msgs/CompressedImage ------------------------------------------------------------------------
@@ -165,6 +184,17 @@ def test_fuzz_compressed_image_messages(msg: CompressedImage) -> None:
         _check_frame(rgb, flag)
         if rgb.shape[0] * rgb.shape[1] > 16384 * 16384:
             flag(f"decoded a {rgb.shape} frame: a small message made the node allocate {rgb.nbytes >> 20} MiB")
+
+
+@fuzz_settings(150)
+@given(compressed_images(), st.integers(0, 64))
+def test_fuzz_serialized_compressed_image_messages(msg: CompressedImage, cut: int) -> None:
+    with trial("serialized sensor_msgs/CompressedImage -> model grid", (CoreError,)) as flag:
+        buf = serialize_message(msg)
+        raw = parse_compressed_image_cdr(buf[:len(buf) - cut] if cut < len(buf) else buf)
+        out = compressed_to_grid(raw.format, raw.data, GRID)
+        if out.shape != (*GRID, 3) or out.dtype != np.uint8:
+            flag(f"resized frame is {out.dtype} {out.shape}")
 
 
 # -- sensor_msgs/JointState -----------------------------------------------------------------------------
@@ -254,7 +284,7 @@ def test_fuzz_joint_trajectory_messages(msg: JointTrajectory, now_ns: int, cycle
         stamp = stamp_to_ns(msg.header.stamp)
         problems = validate(msg.joint_names, msg.points, CONTROLLER, now_ns, stamp)
         unsafe = hazards(msg.joint_names, msg.points)
-        rejected = executor.offer(TrajectoryCommand(tuple(msg.joint_names), tuple(msg.points), stamp), now_ns)
+        rejected = executor.offer(ReceivedTrajectory(tuple(msg.joint_names), tuple(msg.points), stamp), now_ns)
         if bool(rejected) != bool(problems or unsafe):
             flag(f"executor decision {rejected} differs from the rules {problems + unsafe}")
         values = [v for p in msg.points for v in (*p.positions, *p.velocities, *p.accelerations)]

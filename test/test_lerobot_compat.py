@@ -1,4 +1,4 @@
-"""lerobot_compat on the installed LeRobot line (0.4.4 on kilted, 0.6.1 on jazzy): the version differences it owns.
+"""wallx_ros.lerobot on the installed LeRobot line (0.4.4 on kilted, 0.6.1 on jazzy): the version differences it owns.
 
 The fast-mode generation fix is checked against the real thing: the tiny fast model's cached ``generate``
 (what LeRobot's fast mode runs) must give the same logits, step by step, as full uncached forwards over the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import numpy as np
 import pytest
 
 from wallx_ros.core.types import Observation
-from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
+from wallx_ros.lerobot import datasets as lerobot_datasets
+from wallx_ros.lerobot import versions, wallx_model
+from wallx_ros.lerobot.errors import BackboneWeightsMissingError
+from wallx_ros.policy import BackendConfig, load_backend
+from wallx_ros.policy.checkpoints.tiny_checkpoint import DEFAULT_CAMERAS
 from wallx_ros.policy.errors import CheckpointError
-from wallx_ros.policy.tiny_checkpoint import DEFAULT_CAMERAS
 
 STACK_LINES = {"kilted": "0.4", "jazzy": "0.6"}
 GENERATE_INPUTS = ("input_ids", "attention_mask", "pixel_values", "moe_token_types", "image_grid_thw", "dof_mask",
@@ -32,38 +36,44 @@ def _observation() -> Observation:
 
 
 def test_installed_line_is_the_stacks_line() -> None:
-    line = lerobot_compat.installed_line()
+    line = versions.installed_line()
     assert line in ("0.4", "0.6")
-    assert lerobot_compat.lerobot_version()[:2] == {"0.4": (0, 4), "0.6": (0, 6)}[line]
+    assert versions.lerobot_version()[:2] == {"0.4": (0, 4), "0.6": (0, 6)}[line]
     stack = os.environ.get("WALLX_STACK")
     if stack in STACK_LINES:
         assert line == STACK_LINES[stack], f"stack {stack} should run LeRobot {STACK_LINES[stack]}"
 
 
 def test_version_guards_agree_with_the_installed_line() -> None:
-    line = lerobot_compat.installed_line()
-    assert lerobot_compat.fast_mode_needs_qwen_token_ids() == (line == "0.4")
-    assert lerobot_compat.backbone_weights_required() == (line == "0.6")
-    assert lerobot_compat.default_video_backend() == ("torchcodec" if line == "0.4" else "pyav")
+    line = versions.installed_line()
+    assert versions.fast_mode_needs_qwen_token_ids() == (line == "0.4")
+    assert versions.backbone_weights_required() == (line == "0.6")
+    assert lerobot_datasets.default_video_backend() == ("torchcodec" if line == "0.4" else "pyav")
     # transformers 5.4+ with LeRobot 0.6 is exactly the pair whose fast mode needs the fix
-    needed = line == "0.6" and lerobot_compat.transformers_version() >= (5, 4, 0)
-    assert lerobot_compat.fast_generation_patch_needed() == needed
-    assert lerobot_compat.patch_fast_generation() == needed
-    method = lerobot_compat.api().Qwen2_5_VLMoEForAction.prepare_inputs_for_generation
+    needed = line == "0.6" and versions.transformers_version() >= (5, 4, 0)
+    assert versions.fast_generation_patch_needed() == needed
+    assert wallx_model.patch_fast_generation() == needed
+    method = wallx_model.api().Qwen2_5_VLMoEForAction.prepare_inputs_for_generation
     assert getattr(method, "_wallx_ros_cache_position", False) == needed
 
 
 def test_backbone_weights_rule(tiny_checkpoint: Path, tmp_path: Path) -> None:
     backbone = tiny_checkpoint / "wallx_backbone"
-    lerobot_compat.check_backbone_dir(backbone)  # the tiny builder writes the (empty) file on both lines
+    versions.check_backbone_dir(backbone)  # the tiny builder writes the (empty) file on both lines
     bare = tmp_path / "backbone"
     bare.mkdir()
     (bare / "config.json").write_text((backbone / "config.json").read_text())
-    if lerobot_compat.backbone_weights_required():
-        with pytest.raises(CheckpointError, match=r"wallx-ros-convert-checkpoint SRC DST --to 0\.6"):
-            lerobot_compat.check_backbone_dir(bare)
-    else:
-        lerobot_compat.check_backbone_dir(bare)
+    if not versions.backbone_weights_required():
+        versions.check_backbone_dir(bare)
+        return
+    with pytest.raises(BackboneWeightsMissingError, match=r"wallx-ros-convert-checkpoint SRC DST --to 0\.6"):
+        versions.check_backbone_dir(bare)
+    # the backend reports the same rule as a checkpoint problem, before LeRobot raises its own OSError
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    (ckpt / "wallx_backbone" / versions.BACKBONE_WEIGHTS_FILENAME).unlink()
+    with pytest.raises(CheckpointError, match=r"wallx-ros-convert-checkpoint SRC DST --to 0\.6"):
+        load_backend(BackendConfig(checkpoint_dir=ckpt, device="cpu", allow_random_weights=True))
 
 
 def test_qwen_processor_round_trips(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -71,14 +81,14 @@ def test_qwen_processor_round_trips(tiny_checkpoint: Path, tmp_path: Path) -> No
     from transformers import AutoProcessor
 
     proc = AutoProcessor.from_pretrained(str(tiny_checkpoint / "wallx_backbone"))
-    again = lerobot_compat.make_qwen_processor({"min_pixels": 3136, "max_pixels": 50176}, proc.tokenizer)
+    again = wallx_model.make_qwen_processor({"min_pixels": 3136, "max_pixels": 50176}, proc.tokenizer)
     again.save_pretrained(str(tmp_path))
     loaded = AutoProcessor.from_pretrained(str(tmp_path))
     assert type(loaded).__name__ == "Qwen2_5_VLProcessor"
     image = loaded.image_processor
     assert (getattr(image, "max_pixels", None) or image.size["longest_edge"]) == 50176
     names = {p.name for p in tmp_path.iterdir()}
-    transformers5 = lerobot_compat.transformers_version() >= (5, 0, 0)
+    transformers5 = versions.transformers_version() >= (5, 0, 0)
     expected = "processor_config.json" if transformers5 else "preprocessor_config.json"
     assert expected in names, names
 
@@ -86,13 +96,13 @@ def test_qwen_processor_round_trips(tiny_checkpoint: Path, tmp_path: Path) -> No
 def test_preprocess_inputs_gives_model_inputs(tiny_checkpoint: Path) -> None:
     import torch
 
-    policy = lerobot_compat.api().WallXPolicy.from_pretrained(str(tiny_checkpoint))
-    pre, _ = lerobot_compat.load_policy_processors(tiny_checkpoint, "cpu")
+    policy = wallx_model.api().WallXPolicy.from_pretrained(str(tiny_checkpoint))
+    pre, _ = wallx_model.load_policy_processors(tiny_checkpoint, "cpu")
     obs = _observation()
     batch: dict[str, Any] = {"observation.state": torch.from_numpy(obs.state), "task": obs.instruction}
     for cam in DEFAULT_CAMERAS:
         batch[f"observation.images.{cam}"] = torch.from_numpy(obs.images[cam]).permute(2, 0, 1).float() / 255
-    inputs = lerobot_compat.preprocess_inputs(policy, pre(batch))
+    inputs = wallx_model.preprocess_inputs(policy, pre(batch))
     ids = inputs["input_ids"]
     assert ids.ndim == 2 and ids.shape[0] == 1
     image_token = policy.model.config.image_token_id
@@ -109,16 +119,16 @@ def test_dataset_create_write_and_read_back_video(tmp_path: Path) -> None:
                                          "names": ["height", "width", "channels"]},
     }
     root = tmp_path / "ds"
-    ds = lerobot_compat.create_dataset(repo_id="local/compat_check", root=root, fps=10, features=features,
+    ds = lerobot_datasets.create_dataset(repo_id="local/compat_check", root=root, fps=10, features=features,
                                        robot_type="test_arm", use_videos=True, vcodec="libsvtav1")
     for t in range(12):
         img = np.zeros((h, w, 3), dtype=np.uint8)
         img[:, : w // 2, 0] = 20 * t  # red ramp on the left half
         ds.add_frame({"observation.state": np.array([t, -t], np.float32), "action": np.array([t, 1], np.float32),
                       "observation.images.face_view": img, "task": "ramp"})
-    lerobot_compat.save_episode(ds)
+    lerobot_datasets.save_episode(ds)
     ds.finalize()
-    back = lerobot_compat.load_dataset("local/compat_check", root)  # default_video_backend()
+    back = lerobot_datasets.load_dataset("local/compat_check", root)  # default_video_backend()
     assert len(back) == 12 and back.num_episodes == 1
     item = back[7]
     np.testing.assert_allclose(item["observation.state"].numpy(), [7, -7])
@@ -184,7 +194,7 @@ def test_cached_generation_equals_uncached_forward(fast_generation: tuple[Any, d
     """On 0.6 this runs through patch_fast_generation (stock 0.6.1 + transformers 5.5 cannot generate at all)."""
     model, inputs = fast_generation
     # 0.4's tiny fast model has Qwen's 151k vocabulary (hard-coded ids), which makes uncached steps slow on CPU
-    steps = 3 if lerobot_compat.installed_line() == "0.4" else 6
+    steps = 3 if versions.installed_line() == "0.4" else 6
     sequence, cached = _cached_logits(model, inputs, steps)
     uncached = _uncached_logits(model, inputs, sequence, steps)
     assert sequence.shape[1] == inputs["input_ids"].shape[1] + steps
@@ -219,9 +229,9 @@ def test_cached_generation_equals_uncached_forward(fast_generation: tuple[Any, d
 
 
 def test_stock_fast_generation_fails_where_the_fix_is_applied(fast_generation: tuple[Any, dict[str, Any]]) -> None:
-    if not lerobot_compat.fast_generation_patch_needed():
-        versions = f"LeRobot {lerobot_compat.lerobot_version()} + transformers {lerobot_compat.transformers_version()}"
-        pytest.skip(f"{versions} passes cache_position itself: no fix applied, nothing to compare against")
+    if not versions.fast_generation_patch_needed():
+        installed = f"LeRobot {versions.lerobot_version()} + transformers {versions.transformers_version()}"
+        pytest.skip(f"{installed} passes cache_position itself: no fix applied, nothing to compare against")
     model, inputs = fast_generation
     cls = type(model)
     current = cls.prepare_inputs_for_generation

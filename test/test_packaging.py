@@ -19,8 +19,9 @@ from ros_harness import REPO_ROOT, subprocess_env
 
 EXECUTABLES = ("policy_node", "wallx-ros-make-test-checkpoint", "sim_node", "diagnostics_markers",
                "wallx-ros-plot-run", "wallx-ros-convert-checkpoint", "wallx-ros-bag2dataset",
-               "wallx-ros-dataset2bag")
-SHARE_FILES = ("package.xml", "launch/policy.launch.py", "config/policy.yaml", "config/fastdds_loopback.xml",
+               "wallx-ros-dataset2bag", "wallx-ros-ctl")
+SHARE_FILES = ("package.xml", "launch/policy.launch.py", "launch/record.launch.py", "launch/teleop.launch.py",
+               "launch/wallx_launch_support.py", "config/policy.yaml", "config/fastdds_loopback.xml",
                "launch/sim.launch.py", "config/sim.yaml", "config/gz_bridge.yaml", "config/topics_isaac.yaml",
                "config/wallx.rviz", "config/bag2dataset.yaml")
 
@@ -99,3 +100,68 @@ def test_colcon_build_installs_ros_layout(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "tiny random-weight" in run.stdout
     assert run.stdout.strip().splitlines()[-1] == str(install / "share" / "wallx_ros")
+
+
+def _share_lookup(prefix: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """In a fresh process with only ``prefix`` as the ament prefix: the package's share folder, the launch files
+    as ros2 launch finds them (os.walk of the share folder) and every config file those launch files name."""
+    script = """
+import ast, os
+from pathlib import Path
+from ament_index_python.packages import get_package_share_directory, get_package_prefix
+share = Path(get_package_share_directory('wallx_ros'))
+print(share)
+print(get_package_prefix('wallx_ros'))
+found = sorted(f for _, _, files in os.walk(share) for f in files if f.endswith('.launch.py'))
+print(' '.join(found))
+for name in found:
+    tree = ast.parse((share / 'launch' / name).read_text())
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, 'id', '') == 'PathJoinSubstitution':
+            parts = [e.value for e in call.args[0].elts if isinstance(e, ast.Constant)]
+            if len(parts) == 2:  # [FindPackageShare('wallx_ros'), 'config', 'x.yaml']
+                assert share.joinpath(*parts).is_file(), (name, parts)
+"""
+    env = subprocess_env({"AMENT_PREFIX_PATH": str(prefix)})
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def test_ament_prefix_script_registers_an_editable_install(tmp_path: Path) -> None:
+    """scripts/setup.sh runs scripts/ament_prefix.py: the venv becomes an ament prefix for the checkout."""
+    prefix = tmp_path / "venv"
+    script = REPO_ROOT / "scripts" / "ament_prefix.py"
+    before = _share_lookup(prefix, tmp_path)
+    assert before.returncode != 0 and "PackageNotFoundError" in before.stderr  # what an editable install gives
+    # a launcher left by an earlier run for an executable setup.py no longer lists goes away
+    (prefix / "lib" / "wallx_ros").mkdir(parents=True)
+    (prefix / "lib" / "wallx_ros" / "gone").write_text("#!/bin/sh\n# ROS executable launcher written by "
+                                                       "scripts/ament_prefix.py\n")
+    for _ in range(2):  # idempotent
+        run = subprocess.run([sys.executable, str(script), "--prefix", str(prefix), "--python", sys.executable],
+                             capture_output=True, text=True, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+    lookup = _share_lookup(prefix, tmp_path)
+    assert lookup.returncode == 0, lookup.stderr
+    share, found_prefix, launch_files = lookup.stdout.splitlines()
+    assert Path(share) == prefix / "share" / "wallx_ros" and Path(found_prefix) == prefix
+    assert launch_files.split() == sorted(p.name for p in (REPO_ROOT / "launch").glob("*.launch.py"))
+    # editable: the share files are the checkout's
+    assert (prefix / "share" / "wallx_ros" / "config" / "policy.yaml").resolve() == REPO_ROOT / "config" / "policy.yaml"
+    assert not (prefix / "lib" / "wallx_ros" / "gone").exists()
+    for exe in EXECUTABLES:
+        assert os.access(prefix / "lib" / "wallx_ros" / exe, os.X_OK), exe
+    run = subprocess.run([str(prefix / "lib" / "wallx_ros" / "wallx-ros-make-test-checkpoint"), "--help"],
+                         capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path)
+    assert run.returncode == 0 and "tiny random-weight" in run.stdout, run.stderr
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="not running in a venv (scripts/setup.sh builds one)")
+def test_this_venv_is_an_ament_prefix_for_wallx_ros(tmp_path: Path) -> None:
+    """The venv scripts/setup.sh built: ros2 launch / ros2 run find the package as soon as launch / ros2cli exist."""
+    lookup = _share_lookup(Path(sys.prefix), tmp_path)
+    assert lookup.returncode == 0, f"run scripts/setup.sh (it registers the venv in the ament index)\n{lookup.stderr}"
+    share, _, launch_files = lookup.stdout.splitlines()
+    assert Path(share) == Path(sys.prefix) / "share" / "wallx_ros"
+    assert set(launch_files.split()) >= {"policy.launch.py", "sim.launch.py", "record.launch.py", "teleop.launch.py"}
+    for exe in EXECUTABLES:
+        assert os.access(Path(sys.prefix) / "lib" / "wallx_ros" / exe, os.X_OK), exe

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wallx_ros.policy.pil_resize import PilBicubicResizer, bicubic_taps
+from wallx_ros.policy.engine.pil_resize import PilBicubicResizer, bicubic_taps
 
 
 @pytest.mark.parametrize(("src", "dst"), [

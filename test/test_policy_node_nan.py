@@ -13,7 +13,7 @@ from policy_sim_driver import S, SimDriver, status_values
 from ros_harness import RosTestNode, running_node, wait_until
 from trajectory_msgs.msg import JointTrajectory
 
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 NODE = "/wallx_policy"
 

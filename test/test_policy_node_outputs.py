@@ -6,7 +6,6 @@ URDF, RViz path markers, and the optional FollowJointTrajectory client and cv_br
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from wallx_ros.nodes.ros_conversions import ImageConverter, stamp_to_ns
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 NODE = "/wallx_policy"
 MS = 1_000_000
@@ -82,10 +81,13 @@ def test_compressed_inputs_drive_a_limited_stream_at_the_control_rate_in_dry_run
     assert "engine stock" in proc.output(), "the engine parameter did not reach the backend"
     first = stamp_to_ns(c["dry_traj"].messages[0].header.stamp)
     # the stream after the first chunk: one message per control period (50 Hz on the simulated clock)
-    driver.rate = 0.1
-    time.sleep(3.0)
+    def streamed() -> list:  # type: ignore[type-arg]
+        return [m for m in list(c["dry_stream"].messages) if stamp_to_ns(m.header.stamp) > first]
+
+    driver.rate = 0.1  # until 15 control periods of the node's clock went out (not for a wall-clock while)
+    assert wait_until(lambda: len(streamed()) >= 15 or not proc.alive(), 120), f"{len(streamed())} streamed"
     driver.rate = 0.0
-    running = [m for m in list(c["dry_stream"].messages) if stamp_to_ns(m.header.stamp) > first]
+    running = streamed()
     stamps = np.array([stamp_to_ns(m.header.stamp) for m in running])
     assert len(stamps) >= 5
     # timer callbacks jitter (each message is stamped when it is sent) but the schedule does not drift
@@ -146,9 +148,9 @@ def test_corrupt_jpeg_holds_and_the_stream_holds_still(outputs) -> None:  # type
                   if status_values(m)["state"] == "holding")
     assert "corrupt or truncated jpeg" in reason
     n = len(c["dry_stream"].messages)
-    time.sleep(1.5)
+    assert wait_until(lambda: len(c["dry_stream"].messages) >= n + 10, 120), \
+        "the stream must keep commanding the hold position"
     held = c["dry_stream"].messages[n:]
-    assert held, "the stream must keep commanding the hold position"
     assert all(np.all(np.array(m.velocity) == 0.0) for m in held)
     assert np.allclose([m.position for m in held], held[0].position)
     driver.rate = 0.0

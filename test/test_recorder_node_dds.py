@@ -8,6 +8,7 @@ WallX is fine-tuned on it through LeRobot's training entry point, and the mappin
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -24,9 +25,9 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from wallx_ros.dataset.recovery import state_dir_for
+from wallx_ros.lerobot import datasets as lerobot_datasets
 from wallx_ros.nodes.ros_conversions import time_from_ns
-from wallx_ros.policy import lerobot_compat
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 FPS = 50
 H, W = 48, 64
@@ -116,15 +117,31 @@ def _call(ros: RosTestNode, service: str, timeout_s: float = 120.0, attempt_s: f
 def _params(root: Path) -> dict[str, object]:
     return {"root": str(root), "repo_id": REPO_ID, "fps": FPS, "robot_type": "aloha", "video_codec": "h264",
             "cameras": list(DEFAULT_CAMERAS), "joint_names": list(ALOHA_JOINTS), "instruction": TASK,
-            # generous: on a loaded 2-core CI machine DDS delivery can lag; frames wait for every stream
-            "watermark_delay_s": 1.0, "max_age_s": 0.2, "image_writer_threads": 2, "diagnostics_period_s": 0.5}
+            # generous: on a loaded 2-core CI machine DDS delivery can lag (frames wait for every stream) and the
+            # publisher thread can stall for a few hundred ms; a stall beyond max_age_s would split the episode
+            # (gap_policy split, tested in test_recording.py), which this lifecycle test does not want
+            "watermark_delay_s": 1.0, "max_age_s": 1.0, "image_writer_threads": 2, "diagnostics_period_s": 0.5}
 
 
-def _record(ros: RosTestNode, seconds: float, retry: bool = False) -> None:
+def _record(ros: RosTestNode, diagnostics: Collector, frames: int, retry: bool = False) -> None:
+    """Start an episode and return once the recorder reports ``frames`` frames in it (its /diagnostics): the
+    episode's length is then known to be at least that, however slowly a loaded machine delivers."""
     ok = _call(ros, "start_episode", attempt_s=15.0 if retry else None)
     # a re-sent start may find the first one already done
     assert ok.success or (retry and "while recording" in ok.message), ok.message
-    time.sleep(seconds)
+    index = re.search(r"episode (\d+)", ok.message)
+    assert index, ok.message
+
+    def recorded() -> bool:
+        for msg in list(diagnostics.messages)[-10:]:
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.message.startswith(f"recording episode {index.group(1)}:") \
+                        and int(values.get("episode_frames", "0")) >= frames:
+                    return True
+        return False
+
+    assert wait_until(recorded, 120), f"episode {index.group(1)} never reached {frames} frames"
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,7 @@ class Recording:
     saved_messages: list[str]
     recovery_log: str
     diagnostics: list[DiagnosticArray]
+    samples: int  # how many samples the publisher sent: sample k's joint j is 0.01 j + k / 1000
 
 
 @pytest.fixture(scope="module")
@@ -141,39 +159,41 @@ def recorded_dataset(ros: RosTestNode, tmp_path_factory: pytest.TempPathFactory)
     root = base / "dds_demo"
     diagnostics: Collector = ros.collect(DiagnosticArray, "/diagnostics")
     saved: list[str] = []
-    with Publisher(ros):
+    with Publisher(ros) as publisher:
         with running_node("wallx_ros.nodes.recorder_node", NODE, _params(root), base) as node:
-            _record(ros, 1.2)
+            _record(ros, diagnostics, 50)
             stop = _call(ros, "stop_episode")
             assert stop.success, stop.message
             saved.append(stop.message)
-            _record(ros, 0.4)
+            _record(ros, diagnostics, 5)
             discard = _call(ros, "discard_episode")
             assert discard.success and "discarded" in discard.message, discard.message
             assert not _call(ros, "stop_episode").success  # nothing open
-            _record(ros, 1.0)
+            _record(ros, diagnostics, 40)
             saved.append(_call(ros, "stop_episode").message)
-            _record(ros, 0.8)  # this episode dies with the process
+            _record(ros, diagnostics, 30)  # this episode dies with the process
             node.proc.send_signal(signal.SIGKILL)
             node.proc.wait(10)
         with running_node("wallx_ros.nodes.recorder_node", NODE, _params(root), base) as node:
-            _record(ros, 1.0, retry=True)
+            _record(ros, diagnostics, 40, retry=True)
             saved.append(_call(ros, "stop_episode").message)
-            _record(ros, 0.8)  # SIGINT saves the open episode (on_shutdown: save) and finalizes
-            assert wait_until(lambda: any("recording episode 3" in d.status[0].message
-                                          for d in diagnostics.messages), 10)
+            _record(ros, diagnostics, 30)  # SIGINT saves the open episode (on_shutdown: save) and finalizes
             assert node.stop(timeout_s=120) == 0
             log = node.log_path.read_text()
     assert "shutdown: episode 3 saved" in log, log[-3000:]
-    yield Recording(root, saved, log, list(diagnostics.messages))
+    yield Recording(root, saved, log, list(diagnostics.messages), publisher.k)
 
 
 def test_services_and_lifecycle_messages(recorded_dataset: Recording) -> None:
     rec = recorded_dataset
     assert [m.split(":")[0] for m in rec.saved_messages] == ["episode 0 saved", "episode 1 saved", "episode 2 saved"]
-    # the restarted node found the killed episode's frames and moved them aside
-    assert "moved" in rec.recovery_log and "interrupted run" in rec.recovery_log, rec.recovery_log[-3000:]
-    assert any((state_dir_for(rec.root) / "quarantine").iterdir())
+    # the killed episode's frames were in the spool (its encoder processes delete their chunks when the recorder
+    # dies; the restarted node clears what is left): no stray file in the dataset folder (before the spool,
+    # LeRobot's streaming encoder left tmp*/..._streaming.mp4 there)
+    assert "episode 2 started" in rec.recovery_log, rec.recovery_log[-3000:]
+    assert sorted(p.name for p in rec.root.iterdir()) == ["data", "meta", "videos"]
+    spool = state_dir_for(rec.root) / "spool"
+    assert not spool.exists() or not [p for p in spool.rglob("*") if p.is_file()]
     messages = [d.status[0].message for d in rec.diagnostics]
     assert any(m.startswith("recording episode") for m in messages)
     assert any("episodes saved" in m for m in messages)
@@ -182,14 +202,14 @@ def test_services_and_lifecycle_messages(recorded_dataset: Recording) -> None:
 
 
 def test_dataset_reads_back_equal_to_what_was_published(recorded_dataset: Recording) -> None:
-    ds = lerobot_compat.load_dataset(REPO_ID, recorded_dataset.root)
+    ds = lerobot_datasets.load_dataset(REPO_ID, recorded_dataset.root)
     assert ds.num_episodes == 4 and ds.fps == FPS
     assert ds.meta.robot_type == "aloha"
     assert ds.meta.features["observation.state"]["names"] == list(ALOHA_JOINTS)
     assert ds.meta.features["action"]["names"] == list(ALOHA_JOINTS)
     assert set(ds.meta.video_keys) == {f"observation.images.{c}" for c in DEFAULT_CAMERAS}
     lengths = [int(ep["length"]) for ep in ds.meta.episodes]
-    # 1.2 s, 1.0 s, 1.0 s, >= 0.8 s of 50 fps (minus the first frames before all streams met)
+    # at least the frames the recorder reported before each stop (_record waited for 50, 40, 40, 30)
     assert lengths[0] >= 50 and lengths[1] >= 40 and lengths[2] >= 40 and lengths[3] >= 30, lengths
     data = ds.hf_dataset.with_format("numpy")
     image_matches: list[bool] = []
@@ -214,16 +234,18 @@ def test_dataset_reads_back_equal_to_what_was_published(recorded_dataset: Record
             for c, cam in enumerate(DEFAULT_CAMERAS):
                 video = item[f"observation.images.{cam}"]
                 assert tuple(video.shape) == (3, H, W)
-                # the image of sample k, or (a best-effort camera message was lost, or came after the
-                # frame was final) of an earlier sample within max_age_s = 10 samples - never a later one
+                # the image nearest the frame time: of sample k (the state's: newest at or before the frame),
+                # or k + 1 when that one was closer (camera_rule nearest: within half a frame period), or (a
+                # best-effort camera message was lost) of another sample within max_age_s = 50 samples
                 gray = float(video.mean()) * 255
                 k = int(ks[i])
-                best = min(range(k - 10, k + 1), key=lambda j, c=c: abs(gray - gray_of(j, c)))
+                best = min(range(k - 50, k + 2), key=lambda j, c=c: abs(gray - gray_of(j, c)))
                 assert abs(gray - gray_of(best, c)) < 4, (ep, i, cam, gray, gray_of(k, c))
-                image_matches.append(best == k)
+                image_matches.append(best in (k, k + 1))
     assert np.mean(image_matches) > 0.6, image_matches
 
 
+@pytest.mark.timeout(900)  # two real training steps and a checkpoint load: compute-bound, 3x slower under load
 def test_lerobot_training_on_the_recording_gives_a_checkpoint_the_policy_node_loads(
         recorded_dataset: Recording, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A few steps of LeRobot's own training loop (lerobot_train.main via wallx-ros-train) on CPU, offline,
@@ -288,9 +310,11 @@ def test_robot_mapping_cli_on_the_recording(recorded_dataset: Recording, tmp_pat
     from wallx_ros.cli.robot_mapping import main as mapping_main
 
     urdf = tmp_path / "aloha.urdf"
+    # above every recorded value (the recording lasts as long as the machine needs for its frames)
+    top = round(0.01 * len(ALOHA_JOINTS) + recorded_dataset.samples / 1000 + 1.0, 3)
     joints = "".join(
         f'<link name="{j}_link"/><joint name="{j}" type="revolute"><parent link="base"/><child link="{j}_link"/>'
-        f'<limit lower="-10" upper="{0.005 if j == "left_shoulder" else 3.0}" velocity="2.0" effort="1"/></joint>'
+        f'<limit lower="-10" upper="{0.005 if j == "left_shoulder" else top}" velocity="2.0" effort="1"/></joint>'
         for j in ALOHA_JOINTS if j != "right_gripper")
     urdf.write_text(f'<robot name="aloha"><link name="base"/>{joints}</robot>')
     out = tmp_path / "mapping"
@@ -306,7 +330,7 @@ def test_robot_mapping_cli_on_the_recording(recorded_dataset: Recording, tmp_pat
     assert state["names"] == list(ALOHA_JOINTS) and len(state["mean_padded_20"]) == 20
     assert state["std_padded_20"][14:] == [1.0] * 6 and state["mean_padded_20"][14:] == [0.0] * 6
     # joint 1 of sample k is 0.01 + k / 1000: its recorded range is known from what was published
-    assert 0.01 < state["min"][1] < state["max"][1] < 0.01 + 3.0
+    assert 0.01 < state["min"][1] < state["max"][1] <= 0.01 + recorded_dataset.samples / 1000
     limits = json.loads((out / "limits.json").read_text())["joints"]
     assert limits["left_shoulder"]["recorded_outside_limits"], "recorded values above 0.005 must be flagged"
     assert "recorded_outside_limits" not in limits["right_elbow"]

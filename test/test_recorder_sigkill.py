@@ -27,9 +27,9 @@ from ros_harness import RosTestNode, running_node, wait_until
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
+from wallx_ros.lerobot import datasets as lerobot_datasets
 from wallx_ros.nodes.ros_conversions import time_from_ns
-from wallx_ros.policy import lerobot_compat
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 RECORDER = "wallx_ros.nodes.recorder_node"
 if importlib.util.find_spec(RECORDER) is None:
@@ -170,7 +170,7 @@ def killed_session(ros: RosTestNode, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_every_saved_episode_loads_after_random_sigkills(killed_session: Session) -> None:
     s = killed_session
-    ds = lerobot_compat.load_dataset(REPO_ID, s.root)
+    ds = lerobot_datasets.load_dataset(REPO_ID, s.root)
     n = ds.num_episodes
     assert s.confirmed <= n <= s.confirmed + s.unconfirmed, (n, s.trials)
     loadable, frames = 0, 0

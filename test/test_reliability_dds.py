@@ -38,7 +38,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from wallx_ros.core.joint_trajectory_rules import hazards, time_from_start_ns, validate
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 NODE = "/wallx_policy"
 MS = 1_000_000
@@ -121,6 +121,16 @@ class Rig:
 
         assert wait_until(check, timeout_s), f"no such diagnostic; last status {self.last_status()}"
         return found[-1]
+
+    def wait_node_time(self, t_ns: int, timeout_s: float = 120.0) -> None:
+        """Until the node published /diagnostics stamped ``t_ns`` or later on its own (simulated) clock: its
+        control loop has run up to about then. A window measured in the node's time, not the test's."""
+        def reached() -> bool:
+            self.alive()
+            with self.lock:
+                return any(stamp_to_ns(a.header.stamp) >= t_ns for a in self.diagnostics[-8:])
+
+        assert wait_until(reached, timeout_s), f"the node's clock never reached {t_ns / S:.3f} s"
 
     def run_until_chunk(self, timeout_s: float = 150.0, rate: float = SLOW) -> tuple[float, float]:
         """Good inputs at ``rate``; returns (wall s, sim s) until a NEW chunk arrived."""
@@ -285,7 +295,7 @@ def test_dds_fuzz_inputs(rig: Rig) -> None:
             count("DDS fuzz: instruction strings to the running node", "refused" if refused else "accepted")
         time.sleep(0.02)
         rig.alive()
-    time.sleep(1.0)
+    time.sleep(1.0)  # (only the ledger's counts below depend on it, no assertion)
     errors = {k: v - errors_before.get(k, 0) for k, v in _input_errors(rig).items()}
     bad_images = sum(v for k, v in errors.items() if k != "joint_states")
     count("DDS fuzz: Image messages to the running node", "refused", bad_images)
@@ -296,8 +306,10 @@ def test_dds_fuzz_inputs(rig: Rig) -> None:
     # an instruction with the model's control tokens is refused with the reason; a good one is taken back
     since = rig.diag_count()
     instruction.publish(String(data="insert <|image_pad|> the peg"))
-    rig.wait_diagnostic(lambda d: "control token" in status_values(d).get("last_problem", ""), since, 30)
+    # (instruction_problem, not last_problem: a chunk published meanwhile clears last_problem)
+    rig.wait_diagnostic(lambda d: "control token" in status_values(d).get("instruction_problem", ""), since, 30)
     instruction.publish(String(data="insert the peg"))
+    rig.wait_diagnostic(lambda d: status_values(d).get("instruction_problem", "x") == "", rig.diag_count(), 30)
     # the node said what was wrong with the bad messages, and goes on with good ones
     rig.wait_diagnostic(lambda d: any(kv.key.endswith(".errors") and int(kv.value) > 0 for kv in d.values),
                         0, 30, inputs=True)
@@ -324,7 +336,7 @@ def test_camera_stream_stops_and_returns(rig: Rig) -> None:
     assert said.level == DiagnosticStatus.WARN and "holding" in said.message
     assert wait_until(lambda: len(rig.holds()) > holds, 10), "no hold was sent"
     n = len(rig.chunks())
-    time.sleep(1.0)
+    rig.wait_node_time(rig.driver.now_ns + S // 2)  # half a second of the node's time, still stale
     assert len(rig.chunks()) == n, "a chunk was published while a camera was stale"
     rig.driver.muted.clear()
     wall, sim = rig.run_until_chunk(rate=SLOW)

@@ -25,7 +25,7 @@ import pytest
 from fuzz_ledger import event
 
 from wallx_ros.policy import BackendConfig, load_backend
-from wallx_ros.policy.checkpoint_files import check_folder, check_processor_config
+from wallx_ros.policy.checkpoints.checkpoint_files import check_folder, check_processor_config
 from wallx_ros.policy.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,11 +69,12 @@ def test_pickle_weights_are_refused_before_anything_unpickles_them(tiny_checkpoi
 
 # -- remote code ---------------------------------------------------------------------------------------
 def test_trust_remote_code_is_off_by_default() -> None:
-    from wallx_ros.nodes.policy_parameters import PARAMETERS
+    from wallx_ros.nodes.policy_parameters import TABLE
 
     assert BackendConfig(checkpoint_dir=Path("/x")).trust_remote_code is False
-    assert next(p for p in PARAMETERS if p.name == "trust_remote_code").default is False
-    assert next(p for p in PARAMETERS if p.name == "allow_random_weights").default is False
+    assert TABLE["trust_remote_code"].default is False
+    assert TABLE["allow_random_weights"].default is False
+    assert TABLE["allow_unlimited_motion"].default is False
 
 
 def test_auto_map_in_backbone_configs_runs_no_code(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -118,13 +119,13 @@ def _inject_class_step(ckpt: Path, marker: Path) -> None:
 
 def test_stock_lerobot_runs_a_class_named_in_a_processor_config(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """Why the backend checks processor configs: LeRobot imports and calls a ``class`` step with its config."""
-    from wallx_ros.policy import lerobot_compat
+    from wallx_ros.lerobot import wallx_model
 
     ckpt = _copy(tiny_checkpoint, tmp_path / "ckpt")
     marker = tmp_path / "processor_code_ran"
     _inject_class_step(ckpt, marker)
     try:
-        lerobot_compat.load_policy_processors(ckpt, "cpu")
+        wallx_model.load_policy_processors(ckpt, "cpu")
     except Exception:  # whatever LeRobot raises afterwards, the command has already run (or not)
         pass
     if not marker.exists():
@@ -222,7 +223,8 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
     folder = _small_folder(tmp_path / "ckpt")
     (folder / "model.safetensors").write_text("x")
     os.chmod(folder / "model.safetensors", 0o000)
-    code = ("import sys; from pathlib import Path; from wallx_ros.policy.checkpoint_files import check_folder; "
+    code = ("import sys; from pathlib import Path\n"
+            "from wallx_ros.policy.checkpoints.checkpoint_files import check_folder\n"
             "from wallx_ros.policy.errors import CheckpointError\n"
             "try:\n    check_folder(Path(sys.argv[1]), 'checkpoint_dir')\nexcept CheckpointError as e:\n"
             "    print(e); sys.exit(3)\n")

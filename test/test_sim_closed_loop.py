@@ -28,7 +28,7 @@ from visualization_msgs.msg import MarkerArray
 
 from wallx_ros.analysis.run_log import read_run_log
 from wallx_ros.nodes.ros_conversions import duration_from_s, stamp_to_ns
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 SIM_ENV = {"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
 TRAJECTORY_TOPIC = "/arm_controller/joint_trajectory"

@@ -22,8 +22,8 @@ from ros_harness import REPO_ROOT, RosTestNode, subprocess_env, wait_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
-from wallx_ros.policy import lerobot_compat
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.lerobot import datasets as lerobot_datasets
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 SIM_ENV = {"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
 FPS = 10
@@ -104,7 +104,7 @@ def test_demo_record_variant_collects_a_dataset_lerobot_loads(ros: RosTestNode, 
     assert "exit codes: sim_node 0 recorder_node 0 teleop_node 0" in console_log, console_log
     assert "shutdown: episode" in (out / "recorder.log").read_text(), console_log
 
-    ds = lerobot_compat.load_dataset(REPO_ID, dataset)
+    ds = lerobot_datasets.load_dataset(REPO_ID, dataset)
     assert ds.num_episodes >= 2 and ds.fps == FPS and ds.meta.robot_type == "aloha", ds.meta.episodes
     assert ds.meta.features["observation.state"]["names"] == list(ALOHA_JOINTS)
     assert ds.meta.features["action"]["names"] == list(ALOHA_JOINTS)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from wallx_ros.core.joint_trajectory_rules import Point
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 from wallx_ros.sim.config import SimConfig, parse_camera_map
 from wallx_ros.sim.errors import SceneError, SimConfigError
 from wallx_ros.sim.simulation import Simulation
-from wallx_ros.sim.trajectory_executor import ExecutionPhase, TrajectoryCommand
+from wallx_ros.sim.trajectory_executor import ExecutionPhase, ReceivedTrajectory
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
@@ -26,9 +26,9 @@ def sim() -> Iterator[Simulation]:
     simulation.close()
 
 
-def _command(sim: Simulation, rows: list[np.ndarray], dt_s: float) -> TrajectoryCommand:
+def _command(sim: Simulation, rows: list[np.ndarray], dt_s: float) -> ReceivedTrajectory:
     points = tuple(Point(positions=tuple(r), time_from_start=round((i + 1) * dt_s * 1e9)) for i, r in enumerate(rows))
-    return TrajectoryCommand(sim.joint_names, points, 0)
+    return ReceivedTrajectory(sim.joint_names, points, 0)
 
 
 def test_robot_matches_the_tiny_checkpoint(sim: Simulation) -> None:
@@ -82,7 +82,7 @@ def test_cameras_render_distinct_views(sim: Simulation) -> None:
 
 def test_rejected_trajectory_leaves_the_robot_alone(sim: Simulation) -> None:
     before = sim.executor.stats.rejected
-    bad = TrajectoryCommand(sim.joint_names[:-1], (Point(positions=(0.0,) * 13, time_from_start=10**8),), 0)
+    bad = ReceivedTrajectory(sim.joint_names[:-1], (Point(positions=(0.0,) * 13, time_from_start=10**8),), 0)
     assert sim.offer(bad)
     assert sim.executor.stats.rejected == before + 1
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from wallx_ros.core.joint_trajectory_rules import JtcOptions, Point
 from wallx_ros.sim.errors import SimConfigError
-from wallx_ros.sim.trajectory_executor import ExecutionPhase, TrajectoryCommand, TrajectoryExecutor
+from wallx_ros.sim.trajectory_executor import ExecutionPhase, ReceivedTrajectory, TrajectoryExecutor
 from wallx_ros.sim.trajectory_interpolation import PointState, interpolate
 
 JOINTS = ("a", "b", "c")
@@ -23,11 +23,11 @@ ZERO = np.zeros(3)
 
 
 def _cmd(rows: list[list[float]], times_ms: list[int], stamp_ns: int = 0, names: tuple[str, ...] = JOINTS,
-         velocities: list[list[float]] | None = None) -> TrajectoryCommand:
+         velocities: list[list[float]] | None = None) -> ReceivedTrajectory:
     points = tuple(Point(positions=tuple(r), time_from_start=t * MS,
                          velocities=tuple(velocities[i]) if velocities else ())
                    for i, (r, t) in enumerate(zip(rows, times_ms, strict=True)))
-    return TrajectoryCommand(names, points, stamp_ns)
+    return ReceivedTrajectory(names, points, stamp_ns)
 
 
 def test_idle_holds_the_start_position() -> None:
@@ -40,14 +40,14 @@ def test_idle_holds_the_start_position() -> None:
 @pytest.mark.parametrize(("command", "reason"), [
     (_cmd([[0, 0]], [100], names=("a", "b")), "joint names but the controller has"),
     (_cmd([[0, 0, 0]], [100], names=("a", "b", "x")), "not controller joints"),
-    (TrajectoryCommand(JOINTS, (), 0), "no points"),
+    (ReceivedTrajectory(JOINTS, (), 0), "no points"),
     (_cmd([[0, 0, 0], [1, 1, 1]], [100, 100]), "not strictly increasing"),
     (_cmd([[0, 0, 0]], [100], velocities=[[0.0, 0.5, 0.0]]), "non-zero velocity"),
     (_cmd([[0, 0, 0]], [100], stamp_ns=1_000 * MS), "ends in the past"),
     (_cmd([[0, np.nan, 0]], [100]), "non-finite"),
     (_cmd([[0, 0, 0]], [100], names=("a", "a", "b")), "repeat"),
 ])
-def test_rejects_what_jtc_rejects_and_unsafe_values(command: TrajectoryCommand, reason: str) -> None:
+def test_rejects_what_jtc_rejects_and_unsafe_values(command: ReceivedTrajectory, reason: str) -> None:
     ex = TrajectoryExecutor(JOINTS)
     problems = ex.offer(command, now_ns=2_000 * MS)
     assert any(reason in p for p in problems), problems

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,29 @@ def _publish_for(seconds: float, *actions: object) -> None:
         time.sleep(0.02)
 
 
+def _publish_until(done: Callable[[], bool], timeout_s: float, *actions: object) -> bool:
+    """Keep the inputs coming (50 Hz) until the node has done what ``done`` checks: the event, not a duration
+    (on a loaded machine the node may need much longer than the 1 s a quiet one needs)."""
+    end = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > end:
+            return False
+        _publish_for(0.02, *actions)
+    return True
+
+
 def _follower(ros: RosTestNode, positions: list[float]) -> object:
     pub = ros.publisher(JointState, "/joint_states")
     msg = JointState()
     msg.name = [*reversed(JOINTS), "gripper"]
     msg.position = [*reversed(positions), 0.0]
     return lambda: pub.publish(msg)
+
+
+def _holding(msgs: list[object], count: int) -> bool:
+    """The last ``count`` commands are one and the same target."""
+    tail = msgs[-count:]
+    return len(tail) == count and all(list(m.position) == list(tail[0].position) for m in tail)  # type: ignore[attr-defined]
 
 
 def _positions(msgs: list[object]) -> np.ndarray:
@@ -60,19 +78,24 @@ def test_leader_mirroring_is_rate_limited_and_needs_the_deadman(ros: RosTestNode
         assert commands.wait_for(10, 10) and actions.wait_for(10, 10)
         np.testing.assert_allclose(_positions(commands.messages), [[0.1, 0.2]] * len(commands.messages))
         commands.clear()
-        _publish_for(1.0, follower, lambda: leader_pub.publish(leader), lambda: deadman_pub.publish(Bool(data=True)))
+        armed = lambda: deadman_pub.publish(Bool(data=True))  # noqa: E731
+        assert _publish_until(lambda: bool(commands.messages) and commands.messages[-1].position[0] > 0.2, 60,
+                              follower, lambda: leader_pub.publish(leader), armed)
         moving = _positions(commands.messages)
         stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in commands.messages])
         commands.clear()
-        _publish_for(0.6, follower, lambda: leader_pub.publish(leader))  # released: holds
-        held = _positions(commands.messages)
+        # released: after the dead-man timeout (0.25 s of the node's clock) it holds one target
+        lead = lambda: leader_pub.publish(leader)  # noqa: E731
+        assert _publish_until(lambda: _holding(commands.messages, 10), 60, follower, lead)
+        n = len(commands.messages)  # ... and it stays there: 20 more commands
+        assert _publish_until(lambda: len(commands.messages) >= n + 20, 60, follower, lead)
+        held = _positions(commands.messages[n - 10:])
     steps = np.abs(np.diff(moving, axis=0))
-    assert moving[-1, 0] > 0.2, f"never moved toward the leader: {moving[-3:]}"
+    assert moving[-1, 0] > 0.2, f"never moved toward the leader: {moving[-3:]}"  # (waited for above)
     # never faster than 0.5 rad/s between two commands (stamped with the node clock at each tick)
     assert np.all(steps <= 0.5 * np.diff(stamps)[:, None] + 2e-3), f"max step {steps.max():.3f}"
     assert np.all(moving[:, 1] <= 0.3 + 1e-9), "upper limit of elbow exceeded"
-    tail = held[len(held) // 2:]  # after the dead-man timeout every command is the same held target
-    np.testing.assert_allclose(tail, np.repeat(tail[:1], len(tail), axis=0))
+    np.testing.assert_allclose(held, np.repeat(held[:1], len(held), axis=0))  # one held target
     got = _positions(actions.messages)
     assert list(actions.messages[-1].name) == JOINTS and np.all(np.isfinite(got))
 
@@ -92,7 +115,8 @@ def test_gamepad_axes_move_joints_while_the_button_is_held(ros: RosTestNode, tmp
         assert trajs.wait_for(5, 10)
         still = _positions(trajs.messages)
         trajs.clear()
-        _publish_for(0.8, follower, lambda: joy_pub.publish(held))
+        assert _publish_until(lambda: bool(trajs.messages) and trajs.messages[-1].points[0].positions[0] > 0.2, 60,
+                              follower, lambda: joy_pub.publish(held))
         moved = _positions(trajs.messages)
     np.testing.assert_allclose(still, [[0.0, 0.5]] * len(still))
     assert moved[-1, 0] > 0.2 and np.all(moved[:, 1] == 0.5), moved[-3:]  # only the mapped joint moves
@@ -122,7 +146,9 @@ def test_keyboard_in_a_terminal(ros: RosTestNode, tmp_path: Path) -> None:
         for key in (b"w", b" ", b"]", b"w", b"\x1b[A"):  # w while disarmed is ignored
             os.write(master, key)
             _publish_for(0.2, follower)
-        _publish_for(0.6, follower)
+        # every key is handled when the action reaches its target (or the wait ends and the check below says so)
+        _publish_until(lambda: bool(actions.messages) and list(actions.messages[-1].position) == [0.0, 0.2], 60,
+                       follower)
         final = list(actions.messages[-1].position)
     finally:
         proc.terminate()

@@ -22,9 +22,11 @@ from typing import Any
 
 import pytest
 import yaml
+from ros_harness import wait_until
 from two_hosts import TwoHosts, can_make_namespaces, forwarded_bytes, outside_frames, wait_for_exit
 
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS
+from wallx_ros.cli.fastdds_profile import PROFILE_VARIABLES
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS
 
 REASON = can_make_namespaces()
 pytestmark = pytest.mark.skipif(bool(REASON), reason=f"two-host test needs network namespaces: {REASON}")
@@ -128,7 +130,10 @@ def deployment(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
                   "camera_transport": "compressed",
                   # the tiny model on a shared CPU takes longer than its 0.64 s chunk: a latency-compensated
                   # chunk would always have expired (the node rightly drops it). Start chunks on arrival.
-                  "latency_compensation": False}
+                  "latency_compensation": False,
+                  # the scenarios are a 4 s outage, a 1 s clock offset and a slow link, all far beyond 2 s of
+                  # staleness; the default 0.5 s is shorter than a loaded machine's own delays on this real-time rig
+                  "max_age_s": 2.0}
         (work / "policy.yaml").write_text(yaml.safe_dump({"wallx_policy": {"ros__parameters": params}}))
         robot_cfg = {"cameras": list(CAMERAS), "width": 320, "height": 240, "camera_hz": 30.0,
                      "transport": "compressed", "jpeg_quality": 80, "joints": list(ALOHA_JOINTS),
@@ -171,8 +176,8 @@ def test_default_discovery_would_leave_the_two_hosts(tmp_path: Path) -> None:
                "[rclpy.spin_once(n, timeout_sec=0.1) for _ in range(30)]")
     with TwoHosts(tmp_path / "net") as hosts:
         env = hosts.robot.env({"ROS_DOMAIN_ID": "42", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
-        for key in ("ROS_STATIC_PEERS", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
-            env.pop(key)
+        for key in ("ROS_STATIC_PEERS", *PROFILE_VARIABLES):
+            env.pop(key, None)
         proc = hosts.robot.popen([sys.executable, "-c", snippet], tmp_path / "probe.log", env=env)
         assert wait_for_exit(proc, 90) == 0, (tmp_path / "probe.log").read_text()
         outside = outside_frames(hosts.link_stats())
@@ -198,7 +203,8 @@ def test_trajectory_arrives_from_the_other_host_and_nothing_leaves(deployment: D
         return sum(dep.events.published()["payload_bytes"].get(c, 0) for c in CAMERAS)
 
     stats0, payload0 = dep.hosts.link_stats(), camera_payload()
-    time.sleep(3.0)
+    # until the robot host published a few MB more (its summary), not for a wall-clock while
+    assert wait_until(lambda: camera_payload() > payload0 + 2_000_000, 120), "the cameras stopped publishing"
     stats, payload = dep.hosts.link_stats(), camera_payload()
     assert payload > payload0
     assert forwarded_bytes(stats, "a_to_b") - forwarded_bytes(stats0, "a_to_b") > 0.8 * (payload - payload0)
@@ -289,7 +295,8 @@ def test_robot_clock_ahead_is_detected_and_the_node_holds(deployment: Deployment
     control = dep.events.wait_for_diagnostics(": control", ahead["wall_ns"],
                                               lambda e: "clocks" in e["message"] + json.dumps(e["values"]),
                                               timeout_s=30)
-    time.sleep(3.0)
+    # the node kept holding for three more control reports (its /diagnostics, ~1 s apart), not for a wall-clock while
+    assert wait_until(lambda: len(dep.events.diagnostics(": control", control["wall_ns"] + 1)) >= 3, 120)
     late = _chunks(dep.events.trajectories(control["wall_ns"] + 1_000_000_000))
     assert late == [], "chunks computed from future-stamped observations"
     assert dep.events.errors() == []

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
+from wallx_ros.lerobot import internals, versions
+from wallx_ros.policy import BackendConfig, load_backend
 
-UNSUPPORTED = lerobot_compat.flow_engine_unsupported_reason()
+UNSUPPORTED = versions.flow_engine_unsupported_reason()
 pytestmark = pytest.mark.skipif(UNSUPPORTED is not None,
                                 reason=f"{UNSUPPORTED}; the vision runner is not validated here")
 
@@ -51,7 +52,7 @@ def _pixels(grid, seed: int):
 def test_batched_block_attention_equals_stock_masks(visual, grid) -> None:
     import torch
 
-    from wallx_ros.policy.vision_tower import VisionTowerRunner
+    from wallx_ros.policy.engine.vision_tower import VisionTowerRunner
 
     eager = VisionTowerRunner(visual, "eager")
     sdpa = VisionTowerRunner(visual, "sdpa")
@@ -59,7 +60,7 @@ def test_batched_block_attention_equals_stock_masks(visual, grid) -> None:
     with torch.no_grad():
         expected = eager(pixels, eager.geometry(grid))
         got = sdpa(pixels, sdpa.geometry(grid))
-        stock = lerobot_compat.vision_tower_forward(visual, pixels, torch.tensor(grid))  # LeRobot's own forward
+        stock = internals.vision_tower_forward(visual, pixels, torch.tensor(grid))  # LeRobot's own forward
     torch.testing.assert_close(expected, stock, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     geo = sdpa.geometry(grid)
@@ -72,7 +73,7 @@ def test_layouts_group_windows_and_images(visual) -> None:
     (longest first) and the full-attention blocks gather each camera's tokens."""
     import torch
 
-    from wallx_ros.policy.vision_tower import VisionTowerRunner
+    from wallx_ros.policy.engine.vision_tower import VisionTowerRunner
 
     sdpa = VisionTowerRunner(visual, "sdpa")
     geo = sdpa.geometry(GRIDS[0])
@@ -99,7 +100,7 @@ def test_window_grouping_matters(visual) -> None:
     boundaries ignored) gives other embeddings."""
     import torch
 
-    from wallx_ros.policy.vision_tower import BlockLayout, VisionGeometry, VisionTowerRunner
+    from wallx_ros.policy.engine.vision_tower import BlockLayout, VisionGeometry, VisionTowerRunner
 
     sdpa = VisionTowerRunner(visual, "sdpa")
     grid = GRIDS[0]
@@ -120,7 +121,7 @@ def test_fused_padded_mlp_equals_the_mlp(visual, width: int) -> None:
     """Qwen2.5-VL's vision MLP with gate/up as one GEMM, intermediate width zero-padded to a multiple of 64."""
     import torch
 
-    from wallx_ros.policy.vision_tower import fused_vision_mlp
+    from wallx_ros.policy.engine.vision_tower import fused_vision_mlp
 
     config = type("Cfg", (), {"hidden_size": 32, "intermediate_size": width, "hidden_act": "silu"})()
     torch.manual_seed(width)
@@ -145,7 +146,7 @@ def test_compiled_sdpa_blocks_trace_whole(visual) -> None:
     import torch
     from torch._dynamo.utils import counters
 
-    from wallx_ros.policy.vision_tower import VisionTowerRunner
+    from wallx_ros.policy.engine.vision_tower import VisionTowerRunner
 
     torch._dynamo.reset()
     counters.clear()

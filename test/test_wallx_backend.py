@@ -11,8 +11,8 @@ import pytest
 
 from wallx_ros.core.types import Observation
 from wallx_ros.policy import BackendConfig, load_backend
+from wallx_ros.policy.checkpoints.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 from wallx_ros.policy.errors import BackendConfigError, CheckpointError, InferenceError, RandomWeightsError
-from wallx_ros.policy.tiny_checkpoint import ALOHA_JOINTS, DEFAULT_CAMERAS
 
 
 def observation(seed: int = 0, cams=DEFAULT_CAMERAS, state_dim: int = 14, hw=(120, 160)) -> Observation:
@@ -50,14 +50,14 @@ def test_postprocessor_unnormalises_with_the_checkpoint_stats(backend, tiny_chec
     """The chunk is in robot units: LeRobot's unnormaliser applied the saved action mean/std."""
     import torch
 
-    from wallx_ros.policy import lerobot_compat
+    from wallx_ros.lerobot import wallx_model
 
     obs = observation(2)
     chunk = backend.predict_chunk(obs).actions
     # run the same steps by hand with LeRobot's stock API
-    lr = lerobot_compat.api()
+    lr = wallx_model.api()
     policy = lr.WallXPolicy.from_pretrained(str(tiny_checkpoint))
-    pre, _ = lerobot_compat.load_policy_processors(tiny_checkpoint, "cpu")
+    pre, _ = wallx_model.load_policy_processors(tiny_checkpoint, "cpu")
     batch = {"observation.state": torch.from_numpy(obs.state), "task": obs.instruction}
     for cam in DEFAULT_CAMERAS:
         batch[f"observation.images.{cam}"] = torch.from_numpy(obs.images[cam]).permute(2, 0, 1).float() / 255

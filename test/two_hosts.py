@@ -30,6 +30,7 @@ from typing import Any
 
 from ros_harness import REPO_ROOT, subprocess_env
 
+from wallx_ros.cli import fastdds_profile
 from wallx_ros.cli.fastdds_profile import DEFAULT_SOCKET_BUFFER_BYTES, two_host_profile
 
 LINK_EMULATOR = Path(__file__).resolve().parent / "link_emulator.py"
@@ -84,8 +85,7 @@ class Host:
         env.update({
             "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
             "ROS_STATIC_PEERS": self.peer_ip,
-            "FASTDDS_DEFAULT_PROFILES_FILE": str(self.profile),
-            "FASTRTPS_DEFAULT_PROFILES_FILE": str(self.profile),
+            fastdds_profile.profile_variable(): str(self.profile),
         })
         env.update(extra or {})
         return env

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wallx_ros.core.types import Observation
-from wallx_ros.policy.tiny_checkpoint import DEFAULT_CAMERAS
+from wallx_ros.policy.checkpoints.tiny_checkpoint import DEFAULT_CAMERAS
 
 
 def observation(state_dim: int = 14, hw: tuple[int, int] = (120, 160)) -> Observation:
@@ -35,14 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from wallx_ros.policy import BackendConfig, lerobot_compat, load_backend
-    from wallx_ros.policy.tiny_checkpoint import TinyCheckpointSpec, build_tiny_checkpoint
+    from wallx_ros.lerobot import versions
+    from wallx_ros.policy import BackendConfig, load_backend
+    from wallx_ros.policy.checkpoints.tiny_checkpoint import TinyCheckpointSpec, build_tiny_checkpoint
 
     if args.build:
         build_tiny_checkpoint(args.checkpoint, TinyCheckpointSpec(mode=args.build))
     backend = load_backend(BackendConfig(checkpoint_dir=args.checkpoint, allow_random_weights=True, seed=0))
     chunk = backend.predict_chunk(observation())
-    np.savez(args.out, actions=chunk.actions, lerobot=np.array(".".join(map(str, lerobot_compat.lerobot_version()))))
+    np.savez(args.out, actions=chunk.actions, lerobot=np.array(".".join(map(str, versions.lerobot_version()))))
     return 0
 
 

@@ -12,6 +12,8 @@ bf16 weights - no download - at one of three sizes, then times, on the same mode
 
 for each camera count and prediction mode: p50 / p90 / mean ms, first-call ms, peak GPU memory, and the
 largest difference between the two paths' normalised actions for the same seed (flow) or input (fast).
+``--rtc`` adds ``wallx_ros_rtc``: the same backend with real-time chunking, every chunk guided by a 20-row prefix
+(6 frozen), timed in the same run (its cost vs ``wallx_ros``: ``rtc_cost_vs_wallx_ros_p50``).
 
 Sizes: ``full`` = WALL-OSS-flow (Qwen2.5-VL-3B + MoE expert, 4.22 B parameters; needs a GPU with
 >= 40 GB, ~27 GB transient while building), ``mid`` (0.39 B, for CPU figures), ``tiny`` (CPU smoke test).
@@ -131,14 +133,14 @@ def build_tokenizer(n_action_tokens: int) -> Any:
 
 
 def write_backbone(directory: Path, size: str, n_action_tokens: int) -> None:
-    from wallx_ros.policy import lerobot_compat
+    from wallx_ros.lerobot import versions, wallx_model
 
-    lr = lerobot_compat.api()
+    lr = wallx_model.api()
     consts = lr.wallx_constants
     text, vision = SIZES[size]
     tok = build_tokenizer(n_action_tokens)
-    lerobot_compat.make_qwen_processor(dict(min_pixels=consts.MIN_PIXELS, max_pixels=consts.MAX_PIXELS, patch_size=14,
-                                            temporal_patch_size=2, merge_size=2), tok).save_pretrained(str(directory))
+    wallx_model.make_qwen_processor(dict(min_pixels=consts.MIN_PIXELS, max_pixels=consts.MAX_PIXELS, patch_size=14,
+                                         temporal_patch_size=2, merge_size=2), tok).save_pretrained(str(directory))
     ids = {field: tok.convert_tokens_to_ids(t) for field, t in (
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"),
         ("vision_token_id", "<|vision_pad|>"), ("image_token_id", "<|image_pad|>"),
@@ -150,10 +152,10 @@ def write_backbone(directory: Path, size: str, n_action_tokens: int) -> None:
         noise_scheduler={"beta_alpha": 1.5, "beta_beta": 1.0, "s": 0.999, "num_inference_timesteps": 10},
         architectures=["Qwen2_5_VLForConditionalGeneration"], **ids, **copy.deepcopy(text),
     ).save_pretrained(str(directory))
-    if lerobot_compat.backbone_weights_required():  # LeRobot 0.6 refuses a backbone folder without the file;
+    if versions.backbone_weights_required():  # LeRobot 0.6 refuses a backbone folder without the file;
         from safetensors.torch import save_file  # empty: the weights stay the seeded random init
 
-        save_file({}, str(directory / lerobot_compat.BACKBONE_WEIGHTS_FILENAME), metadata={"format": "pt"})
+        save_file({}, str(directory / versions.BACKBONE_WEIGHTS_FILENAME), metadata={"format": "pt"})
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -176,7 +178,7 @@ def machine(device: str) -> dict[str, Any]:
     import torch
     import transformers
 
-    from wallx_ros.policy import lerobot_compat
+    from wallx_ros.lerobot import versions
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -191,7 +193,7 @@ def machine(device: str) -> dict[str, Any]:
         "cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_avg_1m_at_start": round(os.getloadavg()[0], 2), "python": platform.python_version(),
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "lerobot": ".".join(map(str, lerobot_compat.lerobot_version())),
+        "lerobot": ".".join(map(str, versions.lerobot_version())),
     }
     return info
 
@@ -202,11 +204,12 @@ class Bench:
     def __init__(self, args: argparse.Namespace, device: str, work: Path) -> None:
         import torch
 
-        from wallx_ros.policy import lerobot_compat
+        from wallx_ros.lerobot import versions, wallx_model
         from wallx_ros.policy.action_tokenizer import DctActionTokenizer
 
         self.args, self.device = args, device
-        self.lr = lerobot_compat.api()
+        self.rows: list[dict[str, Any]] = []  # rows of the configuration being timed (rtc compares with them)
+        self.lr = wallx_model.api()
         backbone = work / "backbone"
         write_backbone(backbone, args.size, args.fast_vocab)
         self.cfg = self._config(backbone, CAMERAS)
@@ -215,7 +218,7 @@ class Bench:
             torch.cuda.reset_peak_memory_stats()
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        with lerobot_compat.quiet_stdout(), torch.device(device):  # random init directly on the device
+        with versions.quiet_stdout(), torch.device(device):  # random init directly on the device
             self.policy = self.lr.WallXPolicy(self.cfg)
         sync(device)
         self.build_s = time.perf_counter() - t0
@@ -242,14 +245,14 @@ class Bench:
         cfg.output_features = {"action": lr.PolicyFeature(type=lr.FeatureType.ACTION, shape=(ACTION_DIM,))}
 
     def backend(self, cams: tuple[str, ...], mode: str, cuda_graphs: bool,
-                compile_layers: bool = False) -> tuple[Any, Any, Any]:
+                compile_layers: bool = False, rtc: bool = False) -> tuple[Any, Any, Any]:
         """(wallx_ros backend, LeRobot preprocessor, postprocessor) for this camera set and mode."""
         import torch
 
         from wallx_ros.core.robot_mapping import RobotMapping
         from wallx_ros.policy.config import BackendConfig
-        from wallx_ros.policy.fast_decode import select_fast_decoder
-        from wallx_ros.policy.flow_engine import select_flow_engine
+        from wallx_ros.policy.engine.fast_decode import select_fast_decoder
+        from wallx_ros.policy.engine.flow_engine import select_flow_engine
         from wallx_ros.policy.wallx_backend import WallXBackend, _restrict_generation_to_action_tokens
 
         cfg = self.policy.config
@@ -268,7 +271,7 @@ class Bench:
                 model.generation_config.sequence_bias = {(eos,): 1e4}
         config = BackendConfig(checkpoint_dir=Path(tempfile.gettempdir()), device=self.device, mode=mode,
                                allow_random_weights=True, cuda_graphs=cuda_graphs, engine="auto",
-                               flow_attention=self.args.flow_attention, flow_compile=compile_layers)
+                               flow_attention=self.args.flow_attention, flow_compile=compile_layers, rtc=rtc)
         engine = select_flow_engine(config, self.policy, pre, mode)
         decoder = select_fast_decoder(config, self.policy, mode)
         mapping = RobotMapping(state_names=tuple(f"s{i}" for i in range(STATE_DIM)),
@@ -298,6 +301,8 @@ class Bench:
         args, dev = self.args, self.device
         cuda = dev.startswith("cuda")
         variants = [("wallx_ros", True, False)]
+        if args.rtc and mode == "diffusion":
+            variants.append(("wallx_ros_rtc", True, False))
         if cuda:
             variants.append(("wallx_ros_no_cuda_graphs", False, False))
         if args.compile and mode == "diffusion":
@@ -334,6 +339,7 @@ class Bench:
             stock["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         out.append(stock)
         # -- wallx_ros backend (fast flow engine in flow mode)
+        self.rows = out
         for name, graphs, compiled in variants:
             try:
                 out.append(self._time_backend(name, graphs, compiled, cams, mode, n, stock))
@@ -348,8 +354,15 @@ class Bench:
                       stock: dict[str, Any]) -> dict[str, Any]:
         import torch
 
+        from wallx_ros.core.realtime_chunking import ActionPrefix, prefix_weights
+
         args, cuda = self.args, self.device.startswith("cuda")
-        backend, pre, _ = self.backend(cams, mode, cuda_graphs=graphs, compile_layers=compiled)
+        rtc = name.endswith("_rtc")
+        backend, pre, _ = self.backend(cams, mode, cuda_graphs=graphs, compile_layers=compiled, rtc=rtc)
+        prefix = None
+        if rtc:  # a running plan of 20 rows, 6 of them frozen: a new one each chunk costs what the node's does
+            rows = np.sin(np.arange(1, 21)[:, None] * 0.05 + np.arange(ACTION_DIM)[None, :]) * 0.5
+            prefix = ActionPrefix(rows, prefix_weights(6, 20, "exp"), 6)
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -357,7 +370,7 @@ class Bench:
         for i in range(n):
             obs = self.observation(cams, 1000 + i)
             t0 = time.perf_counter()
-            chunk = backend.predict_chunk(obs)
+            chunk = backend.predict_chunk(obs, prefix)
             t1 = time.perf_counter()
             if first is None:
                 first = (t1 - t0) * 1e3
@@ -368,7 +381,13 @@ class Bench:
                                "speedup_vs_stock_p50": round(stock["end_to_end_ms"]["p50"] /
                                                              statistics.median(times), 2),
                                "chunk_shape": list(chunk.actions.shape)}
-        if backend.engine == "fast_flow":
+        if rtc:
+            plain = next((r for r in self.rows if r.get("path") == "wallx_ros" and r.get("cams") == len(cams)
+                          and r.get("mode") == mode and "end_to_end_ms" in r), None)
+            if plain is not None:
+                res["rtc_cost_vs_wallx_ros_p50"] = round(statistics.median(times) / plain["end_to_end_ms"]["p50"]
+                                                         - 1, 4)
+        if backend.engine == "fast_flow" and not rtc:
             res["flow_attention"] = backend._engine.attention
             res["cuda_graphs"] = backend._engine.cuda_graphs
             res["compiled_layers"] = backend._engine.compile_layers
@@ -486,9 +505,9 @@ class Bench:
 
     @staticmethod
     def lr_quiet() -> Any:
-        from wallx_ros.policy import lerobot_compat
+        from wallx_ros.lerobot import versions
 
-        return lerobot_compat.quiet_stdout()
+        return versions.quiet_stdout()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -509,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-attention", default="auto", choices=("auto", "eager", "sdpa"),
                     help="wallx_ros fast_flow attention kernel (auto: sdpa on CUDA, eager on CPU)")
     ap.add_argument("--profile", action="store_true", help="profile 3 wallx_ros flow chunks")
+    ap.add_argument("--rtc", action="store_true", help="also time real-time chunking (flow mode), same run")
     ap.add_argument("--compile", action="store_true",
                     help="also time wallx_ros with flow_compile (torch.compile'd decoder layer + vision block)")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
@@ -517,9 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.img = tuple(int(v) for v in args.img.split(","))
 
-    from wallx_ros.policy import lerobot_compat
+    from wallx_ros.lerobot import internals, versions
 
-    lerobot_compat.prepare_runtime()
+    versions.prepare_runtime()
     import torch
 
     if args.threads:
@@ -531,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"benchmark": "wallx_inference", "size": args.size, **machine(device),
                               "image_hw": list(args.img), "flow_attention_arg": args.flow_attention,
                               "chunk_size": args.chunk, "fast_tokens": args.fast_tokens,
-                              "flow_steps": lerobot_compat.flow_steps(), "instruction": INSTRUCTION,
+                              "flow_steps": internals.flow_steps(), "instruction": INSTRUCTION,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": []}
     tag = (report["gpu"] or "cpu").lower().replace(" ", "_").replace("/", "_")
     out = Path(args.out_dir) / f"inference_{args.size}_{tag}{'_' + args.tag if args.tag else ''}.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wallx_ros.policy.checkpoint_convert import LINES, convert_checkpoint, detect_layout
+from wallx_ros.policy.checkpoints.checkpoint_convert import LINES, convert_checkpoint, detect_layout
 from wallx_ros.policy.errors import CheckpointConversionError
 
 __all__ = ["main"]

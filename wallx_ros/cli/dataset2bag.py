@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from wallx_ros.core.errors import CoreError
+from wallx_ros.core.output_folders import claim_folder
 from wallx_ros.dataset.dataset_to_bag import ROUND_TRIP_CONFIG, BagExportConfig, dataset_to_bag
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.policy.errors import PolicyError
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=0, help="frames between predictions (0: the chunk length)")
     p.add_argument("--max-chunks", type=int, default=16, help="at most this many predictions")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--force", action="store_true", help="write the report into a folder this tool did not create")
     return p
 
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {summary.path}: {summary.episodes} episodes, {summary.frames} frames, topics "
                   f"{sorted(summary.messages)}; convert back with --params-file {summary.path / ROUND_TRIP_CONFIG}")
         if args.checkpoint:
-            from wallx_ros.dataset.open_loop_report import evaluate_open_loop, write_report
+            from wallx_ros.analysis.open_loop_report import evaluate_open_loop, write_report
             from wallx_ros.policy import BackendConfig, load_backend
 
             backend = load_backend(BackendConfig(checkpoint_dir=Path(args.checkpoint), device=args.device,
@@ -82,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                                         max_chunks=args.max_chunks)
             out_dir = Path(args.report_dir) if args.report_dir else (
                 Path(f"{args.out}_open_loop") if args.out else Path(args.root) / "open_loop")
-            paths = write_report(report, out_dir)
+            paths = write_report(report, claim_folder(out_dir, "wallx-ros-dataset2bag", args.force))
             print(f"open-loop report: {report.chunks} chunks, MAE {report.mae_overall:.4g} -> "
                   f"{paths['markdown']}, {paths['png']}")
     except KeyboardInterrupt:
         print("interrupted: the bag was not written (an unfinished bag is removed)", file=sys.stderr)
         return 130
-    except (DatasetError, CoreError, PolicyError, OSError) as err:
+    except (DatasetError, CoreError, PolicyError, OSError) as err:  # CoreError: OutputFolderError too
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

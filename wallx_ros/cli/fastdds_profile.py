@@ -20,11 +20,16 @@ this file::
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
-__all__ = ["DEFAULT_SOCKET_BUFFER_BYTES", "SHM_SEGMENT_BYTES", "main", "two_host_profile"]
+from wallx_ros.core.output_folders import OutputFolderError, claim_file
+
+__all__ = ["DEFAULT_SOCKET_BUFFER_BYTES", "PROFILE_VARIABLES", "SHM_SEGMENT_BYTES", "main", "profile_variable",
+           "two_host_profile"]
 
 SHM_SEGMENT_BYTES = 16 * 1024 * 1024
 DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
@@ -35,10 +40,29 @@ _HEADER = """<?xml version="1.0" encoding="UTF-8"?>
      * UDPv4 only on {addresses}: DDS never uses another interface of this host.
      * {buffer_note}
      * {shm_note}
-     Discovery is restricted to the two hosts by the environment (README "Policy on another machine"):
+     Discovery is restricted to the two hosts by the environment (docs/multi_host.md):
        ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST  ROS_STATIC_PEERS=<other host>
        FASTDDS_DEFAULT_PROFILES_FILE=<this file> (Jazzy / Fast DDS 2: FASTRTPS_DEFAULT_PROFILES_FILE) -->
 """
+
+
+# Fast DDS 3 (Kilted and newer) reads FASTDDS_DEFAULT_PROFILES_FILE; Fast DDS 2 (Jazzy, Humble) reads only
+# FASTRTPS_DEFAULT_PROFILES_FILE. Kilted's rmw also reads the old name, with a deprecation warning in every
+# process: set exactly the one the running distribution reads.
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+_FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
+
+
+def profile_variable() -> str:
+    """The Fast DDS profile variable of the ROS 2 installed here: by the Fast DDS wheel (pip venv), else by
+    ``ROS_DISTRO`` (a sourced ROS install), else the current name."""
+    for dist, variable in (("ros-fastdds", PROFILE_VARIABLES[0]), ("ros-fastrtps", PROFILE_VARIABLES[1])):
+        try:
+            importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return variable
+    return PROFILE_VARIABLES[1] if os.environ.get("ROS_DISTRO", "") in _FAST_DDS_2_DISTROS else PROFILE_VARIABLES[0]
 
 
 def two_host_profile(self_ip: str, shared_memory: bool = True, loopback: bool = True,
@@ -117,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not bind 127.0.0.1 (only when this host runs a single ROS process)")
     parser.add_argument("--socket-buffer-bytes", type=int, default=DEFAULT_SOCKET_BUFFER_BYTES,
                         help="UDP send/receive buffer size, 0 = OS default (raise net.core.rmem_max/wmem_max to it)")
-    parser.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    parser.add_argument("-o", "--output", type=Path, help="file to write (default: stdout); an existing file is "
+                        "refused without --force")
+    parser.add_argument("--force", action="store_true", help="replace an existing --output file")
     args = parser.parse_args(argv)
     try:
         text = two_host_profile(args.self_ip, shared_memory=not args.no_shared_memory, loopback=not args.no_loopback,
@@ -128,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text)
-        print(f"wrote {args.output}; use it with:\n  export FASTDDS_DEFAULT_PROFILES_FILE={args.output.resolve()}\n"
+        try:
+            claim_file(args.output, args.force).write_text(text)
+        except OutputFolderError as err:
+            print(f"wallx-ros-fastdds-profile: {err}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.output}; use it with:\n  export {profile_variable()}={args.output.resolve()}\n"
               "  export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_STATIC_PEERS=<the other host's address>",
               file=sys.stderr)
     return 0

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from wallx_ros.core.output_folders import OutputFolderError, claim_folder
+
 __all__ = ["PACKAGE", "find_msg_dir", "main", "write_package"]
 
 PACKAGE = "wallx_ros_msgs"
@@ -112,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="folder to write the package to (e.g. <ws>/src/wallx_ros_msgs)")
     parser.add_argument("--build", action="store_true", help="build and install it with CMake")
     parser.add_argument("--prefix", type=Path, default=Path(sys.prefix), help="install prefix (default: this venv)")
+    parser.add_argument("--force", action="store_true", help="write into an OUT folder this tool did not create")
     args = parser.parse_args(argv)
+    try:
+        claim_folder(args.out, "wallx-ros-interfaces-package", args.force)
+    except OutputFolderError as err:
+        print(f"wallx-ros-interfaces-package: {err}", file=sys.stderr)
+        return 1
     path = write_package(args.out)
     print(f"wrote {PACKAGE} to {path}")
     if args.build:

@@ -17,6 +17,7 @@ import numpy as np
 
 from wallx_ros.analysis.errors import AnalysisError
 from wallx_ros.analysis.run_trace import RunTrace
+from wallx_ros.core.output_folders import OutputFolderError, claim_folder
 
 __all__ = ["load_run", "main"]
 
@@ -37,15 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder for the PNGs")
     parser.add_argument("--trajectory-topic", default=None, help="bag only: JointTrajectory topic (default: first)")
     parser.add_argument("--joint-states-topic", default=None, help="bag only: JointState topic (default: first)")
+    parser.add_argument("--force", action="store_true", help="write into an --out folder this tool did not create")
     args = parser.parse_args(argv)
     from wallx_ros.analysis.plots import plot_latency_histograms, plot_trajectories
 
     try:
+        claim_folder(args.out, "wallx-ros-plot-run", args.force)
         trace = load_run(args.run, args.trajectory_topic, args.joint_states_topic)
-        args.out.mkdir(parents=True, exist_ok=True)
         written = [plot_latency_histograms(trace, args.out / "latency_histograms.png"),
                    plot_trajectories(trace, args.out / "trajectories.png")]
-    except AnalysisError as err:
+    except (AnalysisError, OutputFolderError) as err:
         print(f"wallx-ros-plot-run: {err}", file=sys.stderr)
         return 1
     accepted = sum(t.accepted for t in trace.trajectories)

@@ -12,9 +12,10 @@ import argparse
 from pathlib import Path
 
 from wallx_ros.core.errors import CoreError
+from wallx_ros.core.output_folders import claim_folder
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.dataset.wallx_mapping import describe_dataset, dof_groups, write_mapping
-from wallx_ros.policy.checkpoint_packaging import package_checkpoint
+from wallx_ros.policy.checkpoints.checkpoint_packaging import TOOL, package_checkpoint
 from wallx_ros.policy.errors import PolicyError
 
 __all__ = ["main"]
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, action="append", default=[],
                         help="trained wall_x policy folder to package for the policy node (repeatable)")
     parser.add_argument("--backbone", type=Path, help="local WALL-OSS backbone folder (default: the checkpoint's)")
+    parser.add_argument("--force", action="store_true", help="write into an --out folder, and replace a checkpoint's "
+                        "wallx_backbone/, that this tool did not create")
     args = parser.parse_args(argv)
     if args.out is None and not args.checkpoint:
         parser.error("give --out and/or --checkpoint")
@@ -51,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{list(desc.cameras)}, {len(desc.state_names)} state / {len(desc.action_names)} action joints")
         print(f"dof_config: {dof_groups(desc.action_names, _groups(args.group))}")
         if args.out is not None:
+            claim_folder(args.out, TOOL, args.force)
             for kind, path in write_mapping(desc, args.out, urdf=args.urdf, groups=_groups(args.group)).items():
                 print(f"wrote {kind}: {path}")
         for ckpt in args.checkpoint:
-            backbone = package_checkpoint(ckpt, desc.robot_mapping(), args.backbone)
+            backbone = package_checkpoint(ckpt, desc.robot_mapping(), args.backbone, force=args.force)
             print(f"packaged {ckpt}: wallx_ros_robot.json, backbone files in {backbone}")
     except (DatasetError, PolicyError, CoreError) as err:
         print(f"error: {err}")

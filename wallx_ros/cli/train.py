@@ -1,7 +1,7 @@
-"""``wallx-ros-train [lerobot-train arguments]``: LeRobot's training entry point, then deployment packaging.
+"""``wallx-ros-train [--wallx_ros.* options] [lerobot-train arguments]``: LeRobot's training, then packaging.
 
 Runs ``lerobot.scripts.lerobot_train`` with the given arguments exactly as ``lerobot-train`` does
-(after the two fixes in ``lerobot_compat.run_lerobot_train``), then makes every saved checkpoint
+(after the two fixes in ``wallx_ros.lerobot.training.run_lerobot_train``), then makes every saved checkpoint
 (``<output_dir>/checkpoints/<step>/pretrained_model``) loadable by the policy node: the robot mapping
 of the training dataset (``wallx_ros_robot.json``) and a local copy of the backbone's config, tokenizer
 and processor files (``wallx_backbone/``). Example (CPU, offline)::
@@ -9,6 +9,16 @@ and processor files (``wallx_backbone/``). Example (CPU, offline)::
     wallx-ros-train --dataset.repo_id=local/demos --dataset.root=/data/demos \\
         --policy.path=/models/wall_x_policy --policy.device=cpu --policy.push_to_hub=false \\
         --steps=1000 --batch_size=4 --output_dir=outputs/train/demos --wandb.enable=false
+
+Options of wallx_ros (removed before LeRobot parses the rest; both off by default, see
+``wallx_ros.policy.training_setup``):
+
+    --wallx_ros.precision=float32     train in float32 (LeRobot's WallX is bf16: emulated, ~10x slower on
+                                      CPUs without native bf16); the checkpoint still loads as usual
+    --wallx_ros.freeze=GROUP[,GROUP]  keep these parameters at their initial values:
+                                      vision_patch_embed | vision (the whole vision tower)
+
+They are written to ``wallx_ros_training.json`` in every packaged checkpoint.
 """
 
 from __future__ import annotations
@@ -20,12 +30,16 @@ from pathlib import Path
 
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.dataset.wallx_mapping import describe_dataset
-from wallx_ros.policy import lerobot_compat
-from wallx_ros.policy.checkpoint_packaging import package_checkpoint
+from wallx_ros.lerobot import training
+from wallx_ros.policy.checkpoints.checkpoint_packaging import package_checkpoint
+from wallx_ros.policy.checkpoints.tiny_checkpoint import CHECKPOINT_INFO_FILENAME
 from wallx_ros.policy.errors import PolicyError
-from wallx_ros.policy.tiny_checkpoint import CHECKPOINT_INFO_FILENAME
+from wallx_ros.policy.training_setup import TrainingSetup
 
-__all__ = ["main", "package_outputs"]
+__all__ = ["OPTION_PREFIX", "TRAINING_SETUP_FILENAME", "main", "package_outputs", "split_options"]
+
+OPTION_PREFIX = "--wallx_ros."
+TRAINING_SETUP_FILENAME = "wallx_ros_training.json"
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -35,6 +49,23 @@ def _option(argv: list[str], name: str) -> str | None:
         if arg == name and i + 1 < len(argv):
             return argv[i + 1]
     return None
+
+
+def split_options(argv: list[str]) -> tuple[TrainingSetup, list[str]]:
+    """Our ``--wallx_ros.NAME=VALUE`` options -> a TrainingSetup; the rest goes to LeRobot untouched."""
+    ours: dict[str, str] = {}
+    rest: list[str] = []
+    for arg in argv:
+        if not arg.startswith(OPTION_PREFIX):
+            rest.append(arg)
+            continue
+        name, sep, value = arg[len(OPTION_PREFIX):].partition("=")
+        if not sep or name not in ("precision", "freeze") or name in ours:
+            raise PolicyError(f"{arg}: expected {OPTION_PREFIX}precision=float32 or "
+                              f"{OPTION_PREFIX}freeze=GROUP[,GROUP] (each at most once)")
+        ours[name] = value
+    freeze = tuple(g.strip() for g in ours.get("freeze", "").split(",") if g.strip())
+    return TrainingSetup(precision=ours.get("precision", "model"), freeze=freeze), rest
 
 
 def package_outputs(output_dir: Path) -> list[Path]:
@@ -61,18 +92,29 @@ def package_outputs(output_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        setup, args = split_options(list(sys.argv[1:] if argv is None else argv))
+    except PolicyError as err:
+        print(f"wallx-ros-train: {err}", file=sys.stderr)
+        return 2
     if any(a in ("-h", "--help") for a in args):
         print(__doc__)
     output_dir = _option(args, "--output_dir")
     if output_dir is None and not any(a in ("-h", "--help") for a in args):
         output_dir = f"outputs/train/wallx_{_dt.datetime.now():%Y%m%d_%H%M%S}"
         args.append(f"--output_dir={output_dir}")
-    lerobot_compat.run_lerobot_train(args)
+    hook = None
+    if not setup.is_default:
+        def hook(policy: object) -> None:
+            counts = setup.apply(policy)
+            print(f"wallx_ros training setup {setup.as_dict()}: {counts['trainable']} trainable, "
+                  f"{counts['frozen']} frozen parameters", flush=True)
+    training.run_lerobot_train(args, policy_hook=hook)
     if output_dir is None:
         return 0
     try:
         for policy_dir in package_outputs(Path(output_dir)):
+            (policy_dir / TRAINING_SETUP_FILENAME).write_text(json.dumps(setup.as_dict(), indent=2) + "\n")
             print(f"packaged for the policy node: {policy_dir}")
     except (DatasetError, PolicyError, OSError, KeyError, json.JSONDecodeError) as err:
         print(f"training finished, but packaging the checkpoints failed: {err}")

@@ -86,6 +86,25 @@ class ActionMapping:
             out += base[None, :]
         return out
 
+    def robot_to_actions(self, targets: npt.NDArray[np.float64],
+                         robot_state: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64]:
+        """The inverse of ``actions_to_robot``: absolute robot targets -> model actions (rows x action_names),
+        for the same ``robot_state`` (delta actions are relative to it). Used to hand the running plan back to
+        the model (real-time chunking)."""
+        out = np.array(targets, dtype=np.float64, copy=True)
+        if out.ndim != 2 or out.shape[1] != len(self.action_names):
+            raise ActionMappingError(f"targets {out.shape} do not have {len(self.action_names)} columns "
+                                     f"({list(self.action_names)})")
+        if self.action_type == "delta":
+            if robot_state is None:
+                raise ActionMappingError("delta actions need the observed robot state")
+            base = np.array([robot_state[self._state_index[n]] for n in self.action_names], dtype=np.float64)
+            out -= base[None, :]
+        for j, name in enumerate(self.action_names):
+            if name in self.gripper_joints:
+                out[:, j] = (out[:, j] - self.gripper_offset) / self.gripper_scale
+        return out
+
     def robot_action_joints_from_state(self, robot_state: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
         """The observed positions of the action joints (robot units), or None if some are not measured."""
         if any(n not in self._state_index for n in self.action_names):

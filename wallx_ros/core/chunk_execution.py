@@ -16,8 +16,14 @@ A chunk predicted from an observation taken at ``t_obs`` holds rows for ``t_obs 
   rows after the switch time with a smoothstep weight (0 at the switch, 1 after), so the published
   trajectory starts exactly where the old one is. Points of the new chunk that already lie in the past
   take the old plan's values (a controller that samples between a past and a future point sees no step).
-  RTC-style conditioning on the unexecuted prefix needs guidance inside the flow sampler; LeRobot's
-  wall_x does not support it (``supports_rtc()`` is False), so it is not offered.
+  ``c1`` is the same mix, but it puts the chunk on the running plan's row grid (its origin moves by less than
+  half a row), reads the old plan as the controller executes it (cubic with the published velocities), keeps
+  it up to the second row after the switch (the rows that shape the controller's segment there) and
+  stretches the blend until the blend's own velocity and acceleration stay within ``max_velocity`` /
+  ``max_acceleration``: position AND velocity are continuous at the switch (the smoothstep weight and its
+  slope are 0 there), and the added acceleration is bounded.
+* **Real-time chunking** (RTC, ``core/realtime_chunking``): ``prefix`` gives the running plan at the rows of
+  a chunk not computed yet, for the model to continue it; such chunks are merged without blending.
 * **Boundary jump**: max |new - old| over joints at the switch time, before (``raw_jump``) and after
   (``published_jump``) blending.
 """
@@ -31,17 +37,19 @@ import numpy as np
 import numpy.typing as npt
 
 from wallx_ros.core.errors import ControlConfigError
+from wallx_ros.core.trajectory_sampling import sample_controller
 
-__all__ = ["BLEND_MODES", "ChunkExecutor", "ExecutionConfig", "MergeResult", "Plan"]
+__all__ = ["BLEND_MODES", "ChunkExecutor", "ExecutionConfig", "MergeResult", "Plan", "PlanPrefix"]
 
-BLEND_MODES = ("none", "crossfade")
+BLEND_MODES = ("none", "crossfade", "c1")
 _NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
 class ExecutionConfig:
     """execution_horizon: rows executed before the next chunk should take over (1..chunk length).
-    blend / blend_steps: cross-fade width in rows (0 = switch hard).
+    blend / blend_steps: none | crossfade | c1, and the blend width in rows (0 = switch hard; c1: the
+        shortest blend, longer when the limits need it).
     latency_compensation / latency_offset_s: time origin of a chunk = observation stamp + offset (True),
         or the publish time (False).
     min_lead_s: a merged plan whose last point is less than this far ahead of "now" is dropped as
@@ -116,6 +124,27 @@ class Plan:
     def times_from_origin_ns(self) -> npt.NDArray[np.int64]:
         return np.asarray(self.times_ns - self.origin_ns, dtype=np.int64)
 
+    def sample_controller(self, times_ns: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64],
+                                                                          npt.NDArray[np.float64]]:
+        """Positions and velocities at ``times_ns`` as a joint_trajectory_controller executes the plan once
+        published (cubic with the velocities when the plan has them; the last point held after the end)."""
+        pos, vel, _ = sample_controller(self.times_ns, self.positions, self.velocities,
+                                        np.asarray(times_ns, dtype=np.int64))
+        return pos, vel
+
+
+@dataclass(frozen=True)
+class PlanPrefix:
+    """The running plan at the rows of a chunk still to be computed (robot units): the chunk's ``origin_ns``,
+    ``times_ns`` of the rows the plan covers, its ``positions`` there, ``delay_steps`` (rows at or before the
+    expected take-over) and ``frozen`` (the rows the chunk must reproduce)."""
+
+    origin_ns: int
+    times_ns: npt.NDArray[np.int64]
+    positions: npt.NDArray[np.float64]
+    frozen: int
+    delay_steps: int = 0
+
 
 @dataclass(frozen=True)
 class MergeResult:
@@ -143,14 +172,21 @@ def _smoothstep(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 class ChunkExecutor:
-    """Turns each new chunk into the plan to publish, given the plan published before it."""
+    """Turns each new chunk into the plan to publish, given the plan published before it.
 
-    def __init__(self, config: ExecutionConfig, dt_s: float) -> None:
+    ``max_velocity`` / ``max_acceleration``: per-joint limits (inf = none) the ``c1`` blend stays within.
+    """
+
+    def __init__(self, config: ExecutionConfig, dt_s: float, max_velocity: npt.ArrayLike | None = None,
+                 max_acceleration: npt.ArrayLike | None = None) -> None:
         if not (np.isfinite(dt_s) and dt_s > 0):
             raise ControlConfigError(f"dt_s must be > 0, got {dt_s}")
         self.config = config
         self.dt_ns = round(dt_s * _NS)
         self.plan: Plan | None = None
+        self.max_velocity = None if max_velocity is None else np.asarray(max_velocity, dtype=np.float64)
+        self.max_acceleration = None if max_acceleration is None else np.asarray(max_acceleration, dtype=np.float64)
+        self.last_blend_ns = 0  # width of the last c1 blend (diagnostics, tests)
 
     def reset(self) -> None:
         """Forget the current plan (after a hold, pause or e-stop the next chunk starts afresh)."""
@@ -168,19 +204,101 @@ class ChunkExecutor:
             return observation_stamp_ns + round(self.config.latency_offset_s * _NS)
         return now_ns
 
+    def prefix(self, observation_stamp_ns: int, delay_s: float, rows: int) -> PlanPrefix | None:
+        """The running plan at the first ``rows`` rows of the chunk an observation stamped ``observation_stamp_ns``
+        will produce, if that chunk takes over ``delay_s`` after the stamp (None without a plan or overlap).
+
+        With latency compensation the chunk's time origin is put on the running plan's row grid (it moves by at
+        most half a row): the rows then coincide with points the running plan published, so the prefix is those
+        points exactly (an interpolated cubic between rate-limited points can step faster than the limit, and
+        the safety filter would clamp the copy). The merge must use the same origin (``PlanPrefix.origin_ns``).
+        Without latency compensation the chunk starts when it arrives: the origin is the expected take-over and
+        no row is frozen by the delay.
+
+        Frozen rows: those at or before the take-over (``delay_steps``; they execute from the running plan
+        whatever the model says) plus the two that shape what the controller executes at the take-over: the end
+        of the segment it is on, and the next row, through the published finite-difference velocity.
+        """
+        plan = self.plan
+        if plan is None or rows < 1:
+            return None
+        takeover = observation_stamp_ns + round(max(delay_s, 0.0) * _NS)
+        origin = self.origin_for(observation_stamp_ns, takeover)
+        if self.config.latency_compensation:
+            origin = plan.origin_ns + round((origin - plan.origin_ns) / self.dt_ns) * self.dt_ns
+        rows_ns = origin + self.dt_ns * np.arange(1, rows + 1, dtype=np.int64)
+        covered = int(np.count_nonzero(rows_ns <= plan.end_ns))
+        if covered == 0:
+            return None
+        times = np.asarray(rows_ns[:covered], dtype=np.int64)
+        positions, _ = plan.sample_controller(times)
+        delay_steps = int(np.count_nonzero(times <= takeover)) if self.config.latency_compensation else 0
+        frozen = min(covered, delay_steps + 2) if self.config.latency_compensation else 0
+        return PlanPrefix(origin, times, positions, frozen, delay_steps)
+
+    def _c1_width_ns(self, diff: npt.NDArray[np.float64], times_ns: npt.NDArray[np.int64], switch_ns: int) -> int:
+        """Blend width for the differences ``diff`` (future rows x joints) between new chunk and old plan.
+
+        The blend adds ``w(s) * diff`` with the smoothstep ``w`` over width T: its velocity is at most
+        1.5 |diff| / T + |diff'|, its acceleration at most 6 |diff| / T^2 + 3 |diff'| / T (plus the chunks' own
+        curvature). T is the smallest width that keeps those within the limits, at least ``blend_steps`` rows,
+        at most up to the chunk's last row (then the limits may not hold: the safety filter still applies).
+        """
+        width_s = self.config.blend_steps * self.dt_ns / _NS
+        if len(diff):
+            dp = np.max(np.abs(diff), axis=0)
+            dv = np.max(np.abs(np.diff(diff, axis=0)), axis=0) / (self.dt_ns / _NS) if len(diff) > 1 else 0 * dp
+            vmax, amax = self.max_velocity, self.max_acceleration
+            if vmax is not None and vmax.shape == dp.shape:
+                ok = np.isfinite(vmax) & (vmax > 0)
+                if ok.any():
+                    width_s = max(width_s, float(np.max(1.5 * dp[ok] / vmax[ok])))
+            if amax is not None and amax.shape == dp.shape:
+                ok = np.isfinite(amax) & (amax > 0)
+                if ok.any():
+                    a, p, v = amax[ok], dp[ok], dv[ok]
+                    width_s = max(width_s, float(np.max((3 * v + np.sqrt(9 * v**2 + 24 * a * p)) / (2 * a))))
+        return min(round(width_s * _NS), int(times_ns[-1]) - switch_ns)
+
+    def _c1_blend(self, old: Plan, times: npt.NDArray[np.int64], actions: npt.NDArray[np.float64],
+                  switch_ns: int) -> npt.NDArray[np.float64]:
+        """The running plan until the second row after the switch, then the smoothstep mix towards the new chunk.
+
+        At the switch the controller runs the cubic between the rows around it, with velocities that are finite
+        differences over their neighbours: the rows up to the second one after the switch are the running plan's,
+        so that segment is the running plan's own (on the same row grid: see ``merge``)."""
+        old_at, _ = old.sample_controller(times)
+        diff = actions - old_at
+        future = np.flatnonzero(times > switch_ns)
+        start = int(times[future[1]]) if len(future) > 1 else switch_ns
+        width = self._c1_width_ns(diff[times > start], times, start)
+        self.last_blend_ns = max(width, 0)
+        if width <= 0:
+            w = (times > start).astype(np.float64)
+        else:
+            w = _smoothstep((times - start).astype(np.float64) / width)
+        return np.asarray(old_at + w[:, None] * diff, dtype=np.float64)
+
     def merge(self, actions: npt.NDArray[np.float64], names: Sequence[str], observation_stamp_ns: int,
-              now_ns: int, commit: bool = True) -> MergeResult:
+              now_ns: int, commit: bool = True, blend: str | None = None, origin_ns: int | None = None) -> MergeResult:
         """Blend ``actions`` (rows x joints, robot units) into the current plan; switch time = ``now_ns``.
 
         ``commit=False`` computes the result without making it the current plan (e.g. before a safety
-        check decides whether it is published; call ``commit(result.plan)`` then).
+        check decides whether it is published; call ``commit(result.plan)`` then). ``blend`` overrides the
+        configured blend mode (an RTC chunk continues the running plan by itself: ``"none"``); ``origin_ns`` the
+        chunk's time origin (an RTC chunk keeps the origin its prefix was computed for).
         """
+        blend = self.config.blend if blend is None else blend
+        if blend not in BLEND_MODES:
+            raise ControlConfigError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
         actions = np.asarray(actions, dtype=np.float64)
         names = tuple(names)
-        origin = self.origin_for(observation_stamp_ns, now_ns)
+        origin = self.origin_for(observation_stamp_ns, now_ns) if origin_ns is None else origin_ns
+        old = self.plan if self.plan is not None and self.plan.names == names else None
+        if blend == "c1" and old is not None and origin_ns is None and self.config.latency_compensation:
+            origin = old.origin_ns + round((origin - old.origin_ns) / self.dt_ns) * self.dt_ns  # same row grid
         times = origin + self.dt_ns * (np.arange(1, actions.shape[0] + 1, dtype=np.int64))
         new = Plan(names, origin, times, actions)
-        old = self.plan if self.plan is not None and self.plan.names == names else None
         past = int(np.count_nonzero(times <= now_ns))
         raw_jump = published_jump = None
         positions = actions
@@ -188,13 +306,15 @@ class ChunkExecutor:
             old_at = old.sample_many(times)
             old_now = old.sample(now_ns)
             raw_jump = float(np.max(np.abs(new.sample(now_ns) - old_now)))
-            if self.config.blend == "crossfade":
+            if blend == "crossfade":
                 width = max(self.config.blend_steps, 0) * self.dt_ns
                 if width > 0:
                     w = _smoothstep((times - now_ns).astype(np.float64) / width)
                 else:
                     w = (times > now_ns).astype(np.float64)
                 positions = (1.0 - w)[:, None] * old_at + w[:, None] * actions
+            elif blend == "c1":
+                positions = self._c1_blend(old, times, actions, now_ns)
             published = Plan(names, origin, times, positions)
             published_jump = float(np.max(np.abs(published.sample(now_ns) - old_now)))
             new = published

@@ -12,6 +12,7 @@ __all__ = [
     "JointLimitsError",
     "JointMappingError",
     "NonMonotonicStampError",
+    "ParameterError",
     "RobotMappingError",
     "StreamSyncError",
     "TeleopError",
@@ -88,3 +89,8 @@ class UrdfError(CoreError):
 
 class ControlConfigError(CoreError):
     """A chunk-execution / control setting is invalid (horizon, blending, rates, latency)."""
+
+
+class ParameterError(CoreError):
+    """A node parameter given on the command line, in a params file or by a launch file is unknown, of the wrong
+    type or out of range (the message is the one line the node prints before it exits)."""

@@ -14,9 +14,19 @@ Frame ``k`` describes the instant ``t_k = t0 + round(k * 1e9 / fps)`` ns. ``t0``
 * ``rule="nearest"``: the sample closest to ``t_k`` (earlier one on a tie) among the newest at or before
   and the first after; stale when ``|stamp - t_k| > max_age``.
 
+The rule is per stream (``StreamSpec.rule``; ``None`` takes ``AlignmentConfig.rule``): cameras are sampled
+nearest in time (a camera at the dataset's fps then always gives the image within half a frame period of
+the frame, whatever the stamp jitter), joint states and commands as of the frame time (never a sample from
+the future). Every chosen sample's distance to its frame, ``|stamp - t_k|``, is kept per stream
+(:meth:`FrameAligner.skew`: p50 / max).
+
 A frame with a missing or stale stream is dropped (never filled with an older value) and counted per
 stream and reason in :class:`AlignmentStats`; frame indices ``k`` of emitted frames therefore may
-have gaps, which callers can report.
+have gaps, which callers must not close up (that would shift time): the next emitted frame says how many
+frames were dropped right before it and which streams were stale (``AlignedFrame.dropped_before`` /
+``gap_streams``); :mod:`wallx_ros.core.frame_gaps` turns that into the split / hold / fail policy. With
+``AlignmentConfig.hold_stale`` a stale stream (one that has a sample, only too old) does not drop the frame:
+the frame takes that sample, names the stream in ``AlignedFrame.held`` and counts it in ``AlignmentStats.held``.
 
 Finality (incremental use)
 --------------------------
@@ -30,9 +40,13 @@ Then a frame is also final for a stream once ``watermark >= t_k`` (latest) or
 emitted is counted as late (``late_samples``) and still used for later frames.
 """
 
+# size: one alignment rule in its incremental (recorder) and batch (bag converter) forms, which must stay
+#   identical
+
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,8 +61,10 @@ __all__ = [
     "AlignmentResult",
     "AlignmentStats",
     "FrameAligner",
+    "SkewSummary",
     "StreamSpec",
     "align_streams",
+    "summarize_skew",
 ]
 
 T = TypeVar("T")
@@ -58,16 +74,20 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One input stream: its name and how old (seconds) its sample may be relative to the frame time."""
+    """One input stream: its name, how far (seconds) its sample may be from the frame time, and its rule
+    (``"latest"``: as of the frame time, ``"nearest"``: closest in time; ``None``: the config's rule)."""
 
     name: str
     max_age_s: float
+    rule: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise AlignmentConfigError("stream name is empty: give every stream a name (e.g. a camera key)")
         if not (math.isfinite(self.max_age_s) and self.max_age_s >= 0):
             raise AlignmentConfigError(f"stream {self.name!r}: max_age_s must be finite and >= 0, got {self.max_age_s}")
+        if self.rule is not None and self.rule not in RULES:
+            raise AlignmentConfigError(f"stream {self.name!r}: rule must be one of {RULES}, got {self.rule!r}")
 
     @property
     def max_age_ns(self) -> int:
@@ -76,12 +96,14 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class AlignmentConfig:
-    """fps of the output frames, the streams (order kept in frames), the selection rule, optional start."""
+    """fps of the output frames, the streams (order kept in frames), the default selection rule, optional
+    start, and whether a stale stream holds its last sample (``hold_stale``) instead of dropping the frame."""
 
     fps: float
     streams: tuple[StreamSpec, ...]
     rule: str = "latest"
     start_ns: int | None = None
+    hold_stale: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "streams", tuple(self.streams))
@@ -111,15 +133,31 @@ class AlignmentConfig:
         """Stamp of frame ``index`` for a grid starting at ``t0_ns``."""
         return t0_ns + round(index * _NS / self.fps)
 
+    def rule_of(self, stream: StreamSpec) -> str:
+        """The rule ``stream`` is sampled with."""
+        return stream.rule or self.rule
+
 
 @dataclass(frozen=True)
 class AlignedFrame(Generic[T]):
-    """Frame ``index`` of the grid, at ``stamp_ns``; per stream the chosen value and that sample's stamp."""
+    """Frame ``index`` of the grid, at ``stamp_ns``; per stream the chosen value and that sample's stamp.
+
+    ``held``: streams whose sample is older than their max age (only with ``hold_stale``).
+    ``dropped_before``: frames dropped right before this one (since the previous emitted frame, or since
+    t0 for the first); ``gap_streams``: the streams that were missing or stale in those frames.
+    """
 
     index: int
     stamp_ns: int
     values: dict[str, T]
     sample_stamps_ns: dict[str, int]
+    held: tuple[str, ...] = ()
+    dropped_before: int = 0
+    gap_streams: tuple[str, ...] = ()
+
+    def age_s(self, stream: str) -> float:
+        """How far the stream's sample is from the frame time, in seconds (negative: after it)."""
+        return (self.stamp_ns - self.sample_stamps_ns[stream]) / _NS
 
 
 @dataclass
@@ -133,10 +171,11 @@ class AlignmentStats:
     samples: dict[str, int] = field(default_factory=dict)
     late_samples: dict[str, int] = field(default_factory=dict)
     non_monotonic: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> AlignmentStats:
         return AlignmentStats(self.emitted, self.dropped, dict(self.dropped_missing), dict(self.dropped_stale),
-                              dict(self.samples), dict(self.late_samples), dict(self.non_monotonic))
+                              dict(self.samples), dict(self.late_samples), dict(self.non_monotonic), dict(self.held))
 
     def summary(self) -> str:
         """One line for logs, e.g. ``120 frames, 2 dropped (face_view: 2 stale)``."""
@@ -145,6 +184,9 @@ class AlignmentStats:
         text = f"{self.emitted} frames, {self.dropped} dropped"
         if causes:
             text += f" ({', '.join(causes)})"
+        holds = [f"{n}: {c}" for n, c in self.held.items() if c]
+        if holds:
+            text += f", held stale samples ({', '.join(holds)})"
         late = sum(self.late_samples.values())
         bad = sum(self.non_monotonic.values())
         if late:
@@ -154,15 +196,37 @@ class AlignmentStats:
         return text
 
 
+@dataclass(frozen=True)
+class SkewSummary:
+    """Distance between the chosen samples of one stream and their frame times: median and maximum (ms)."""
+
+    frames: int
+    p50_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"frames": self.frames, "p50_ms": round(self.p50_ms, 3), "max_ms": round(self.max_ms, 3)}
+
+
+def summarize_skew(skew_us: Iterable[int]) -> SkewSummary:
+    """Median (lower) and maximum of skews given in microseconds."""
+    values = sorted(skew_us)
+    if not values:
+        return SkewSummary(0, 0.0, 0.0)
+    return SkewSummary(len(values), values[(len(values) - 1) // 2] / 1000, values[-1] / 1000)
+
+
 class _Stream(Generic[T]):
     """Time-ordered samples of one stream, pruned as frames are emitted."""
 
-    def __init__(self, spec: StreamSpec) -> None:
+    def __init__(self, spec: StreamSpec, rule: str) -> None:
         self.spec = spec
+        self.rule = rule
         self.max_age_ns = spec.max_age_ns
         self.samples: deque[tuple[int, T]] = deque()
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        self.skew_us: array[int] = array("q")  # |stamp - frame time| of every chosen sample, microseconds
 
     def prune_before(self, t_ns: int) -> None:
         """Drop samples that no frame at or after ``t_ns`` can choose (keep the newest at or before it)."""
@@ -170,14 +234,15 @@ class _Stream(Generic[T]):
         while len(s) >= 2 and s[1][0] <= t_ns:
             s.popleft()
 
-    def choose(self, t_ns: int, rule: str) -> tuple[str, tuple[int, T] | None]:
-        """("ok", sample) / ("missing", None) / ("stale", None) for a frame at ``t_ns`` (after prune_before)."""
+    def choose(self, t_ns: int) -> tuple[str, tuple[int, T] | None]:
+        """("ok", sample) / ("missing", None) / ("stale", sample) for a frame at ``t_ns`` (after prune_before);
+        a stale sample is the one the rule picks, too far from ``t_ns``."""
         s = self.samples
         before = s[0] if s and s[0][0] <= t_ns else None
-        if rule == "latest":
+        if self.rule == "latest":
             if before is None:
                 return "missing", None
-            return ("ok", before) if t_ns - before[0] <= self.max_age_ns else ("stale", None)
+            return ("ok" if t_ns - before[0] <= self.max_age_ns else "stale"), before
         after = None
         if before is None:
             after = s[0] if s else None
@@ -188,7 +253,9 @@ class _Stream(Generic[T]):
             best = after
         if best is None:
             return "missing", None
-        return ("ok", best) if abs(best[0] - t_ns) <= self.max_age_ns else ("stale", None)
+        if abs(best[0] - t_ns) <= self.max_age_ns:
+            return "ok", best
+        return "stale", before or best  # held, a stale stream repeats its last sample (not a future one)
 
 
 class FrameAligner(Generic[T]):
@@ -199,13 +266,15 @@ class FrameAligner(Generic[T]):
 
     def __init__(self, config: AlignmentConfig) -> None:
         self.config = config
-        self._streams: dict[str, _Stream[T]] = {s.name: _Stream(s) for s in config.streams}
+        self._streams: dict[str, _Stream[T]] = {s.name: _Stream(s, config.rule_of(s)) for s in config.streams}
         self._t0: int | None = config.start_ns
         self._next = 0  # index of the next frame to decide
+        self._dropped_run = 0  # frames dropped since the last emitted one
+        self._gap_streams: set[str] = set()
         self._stats = AlignmentStats(
             dropped_missing=dict.fromkeys(config.names, 0), dropped_stale=dict.fromkeys(config.names, 0),
             samples=dict.fromkeys(config.names, 0), late_samples=dict.fromkeys(config.names, 0),
-            non_monotonic=dict.fromkeys(config.names, 0),
+            non_monotonic=dict.fromkeys(config.names, 0), held=dict.fromkeys(config.names, 0),
         )
 
     # -- state -------------------------------------------------------------------------------------------
@@ -231,6 +300,24 @@ class FrameAligner(Generic[T]):
     def buffered(self) -> int:
         """Number of samples held (memory bound check)."""
         return sum(len(s.samples) for s in self._streams.values())
+
+    @property
+    def trailing_dropped(self) -> int:
+        """Frames dropped after the last emitted frame (a stream that stopped, or a gap not closed yet)."""
+        return self._dropped_run
+
+    @property
+    def trailing_gap_streams(self) -> tuple[str, ...]:
+        """The streams missing or stale in those frames."""
+        return tuple(sorted(self._gap_streams))
+
+    def skew(self) -> dict[str, SkewSummary]:
+        """Per stream: median and maximum of ``|sample stamp - frame time|`` over the emitted frames."""
+        return {name: summarize_skew(st.skew_us) for name, st in self._streams.items()}
+
+    def skew_samples(self) -> dict[str, list[int]]:
+        """Per stream, ``|sample stamp - frame time|`` of every emitted frame in microseconds (to combine runs)."""
+        return {name: list(st.skew_us) for name, st in self._streams.items()}
 
     # -- input -------------------------------------------------------------------------------------------
     def push(self, stream: str, stamp_ns: int, value: T) -> None:
@@ -283,11 +370,10 @@ class FrameAligner(Generic[T]):
         return count
 
     def _is_final(self, t_ns: int, watermark_ns: int | None) -> bool:
-        nearest = self.config.rule == "nearest"
         for st in self._streams.values():
             if st.last_ns is not None and st.last_ns >= t_ns:
                 continue
-            if watermark_ns is not None and watermark_ns >= t_ns + (st.max_age_ns if nearest else 0):
+            if watermark_ns is not None and watermark_ns >= t_ns + (st.max_age_ns if st.rule == "nearest" else 0):
                 continue
             return False
         return True
@@ -296,28 +382,41 @@ class FrameAligner(Generic[T]):
         out: list[AlignedFrame[T]] = []
         if self._t0 is None:
             return out
-        rule = self.config.rule
+        hold = self.config.hold_stale
         while True:
             t = self.config.frame_time_ns(self._t0, self._next)
             if not final(t):
                 break
             values: dict[str, T] = {}
             stamps: dict[str, int] = {}
-            ok = True
+            held: list[str] = []
+            bad: list[tuple[str, str]] = []
             for name, st in self._streams.items():
                 st.prune_before(t)
-                status, sample = st.choose(t, rule)
-                if sample is None:
-                    ok = False
+                status, sample = st.choose(t)
+                if sample is None or (status == "stale" and not hold):
+                    bad.append((name, status))
+                    continue
+                if status == "stale":
+                    held.append(name)
+                stamps[name], values[name] = sample
+            if not bad:
+                for name in held:
+                    self._stats.held[name] += 1
+                for name, st in self._streams.items():
+                    st.skew_us.append(abs(t - stamps[name]) // 1000)
+                out.append(AlignedFrame(self._next, t, values, stamps, tuple(held), self._dropped_run,
+                                        tuple(sorted(self._gap_streams))))
+                self._stats.emitted += 1
+                self._dropped_run = 0
+                self._gap_streams.clear()
+            else:
+                for name, status in bad:
                     counter = self._stats.dropped_missing if status == "missing" else self._stats.dropped_stale
                     counter[name] += 1
-                    continue
-                stamps[name], values[name] = sample
-            if ok:
-                out.append(AlignedFrame(self._next, t, values, stamps))
-                self._stats.emitted += 1
-            else:
+                    self._gap_streams.add(name)
                 self._stats.dropped += 1
+                self._dropped_run += 1
             self._next += 1
         return out
 

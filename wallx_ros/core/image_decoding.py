@@ -12,7 +12,8 @@ import numpy.typing as npt
 
 from wallx_ros.core.errors import ImageDecodeError
 
-__all__ = ["MAX_COMPRESSED_PIXELS", "SUPPORTED_ENCODINGS", "compressed_size", "decode_compressed", "decode_raw"]
+__all__ = ["MAX_COMPRESSED_PIXELS", "SUPPORTED_ENCODINGS", "compressed_pixels", "compressed_size", "decode_compressed",
+           "decode_raw", "pixels_to_rgb", "raw_pixels"]
 
 # encoding -> (channels, channel order to get RGB or None for gray)
 _LAYOUTS: dict[str, tuple[int, tuple[int, ...] | None]] = {
@@ -31,13 +32,13 @@ _MAX_SIDE = 16384
 MAX_COMPRESSED_PIXELS = 1 << 25
 
 
-def decode_raw(
+def raw_pixels(
     encoding: str, height: int, width: int, step: int, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]
-) -> npt.NDArray[np.uint8]:
-    """Return the image as a C-contiguous (height, width, 3) RGB uint8 array.
+) -> tuple[npt.NDArray[np.uint8], tuple[int, ...] | None]:
+    """A (height, width, channels) view of the payload (rows ``step`` bytes apart, nothing copied) and the channel
+    order that makes it RGB (None: gray). Raises ImageDecodeError for what cannot be a frame of ``encoding``.
 
-    Honours ``step`` (row stride with padding). All supported encodings are 8-bit, so
-    ``is_bigendian`` does not change the result.
+    All supported encodings are 8-bit, so ``is_bigendian`` does not change the pixels.
     """
     layout = _LAYOUTS.get(encoding)
     if layout is None:
@@ -57,13 +58,30 @@ def decode_raw(
         raise ImageDecodeError(
             f"truncated {encoding} image: {buf.size} bytes for {width}x{height} (step {step}) needs {need}"
         )
-    rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1))
-    pixels = rows.reshape(height, width, channels)
+    pixels = np.lib.stride_tricks.as_strided(buf, shape=(height, width, channels), strides=(step, channels, 1))
+    return pixels, order
+
+
+def pixels_to_rgb(pixels: npt.NDArray[np.uint8], order: tuple[int, ...] | None) -> npt.NDArray[np.uint8]:
+    """(H, W, C) pixels in the channel ``order`` of ``raw_pixels`` -> C-contiguous (H, W, 3) RGB."""
     if order is None:
-        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
-    if order == (0, 1, 2) and channels == 3:
-        return np.ascontiguousarray(pixels)
+        return np.ascontiguousarray(np.repeat(pixels[:, :, :1], 3, axis=2))
+    if order == (0, 1, 2):
+        return np.ascontiguousarray(pixels[:, :, :3])  # rgb8: the same array if already contiguous
+    if order == (2, 1, 0):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
     return np.ascontiguousarray(pixels[:, :, list(order)])
+
+
+def decode_raw(
+    encoding: str, height: int, width: int, step: int, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]
+) -> npt.NDArray[np.uint8]:
+    """Return the image as a C-contiguous (height, width, 3) RGB uint8 array.
+
+    Honours ``step`` (row stride with padding). All supported encodings are 8-bit, so
+    ``is_bigendian`` does not change the result.
+    """
+    return pixels_to_rgb(*raw_pixels(encoding, height, width, step, data))
 
 
 def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -72,6 +90,13 @@ def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArr
     ``fmt`` is the message's ``format`` field ("jpeg", "png", or image_transport's
     "rgb8; jpeg compressed bgr8"); the payload's own header decides the codec.
     """
+    return pixels_to_rgb(*compressed_pixels(fmt, data))
+
+
+def compressed_pixels(fmt: str, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]
+                      ) -> tuple[npt.NDArray[np.uint8], tuple[int, ...] | None]:
+    """The decoded (H, W, 3) pixels as the codec returns them and the channel order that makes them RGB
+    (OpenCV decodes to BGR: reordering after a resize touches fewer pixels). Checks as ``decode_compressed``."""
     kind = fmt.lower()
     if not any(k in kind for k in ("jpeg", "jpg", "png")):
         raise ImageDecodeError(f"unsupported CompressedImage format {fmt!r}: only jpeg and png are decoded")
@@ -82,7 +107,7 @@ def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArr
     try:
         import cv2
     except ImportError:  # Pillow is always there with LeRobot
-        return _decode_with_pillow(fmt, buf)
+        return _decode_with_pillow(fmt, buf), (0, 1, 2)
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as err:  # OpenCV asserts on some malformed headers instead of returning None
@@ -90,7 +115,7 @@ def decode_compressed(fmt: str, data: bytes | bytearray | memoryview | npt.NDArr
         raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): {detail}") from err
     if img is None:
         raise ImageDecodeError(f"corrupt or truncated {fmt} payload ({buf.size} bytes): the decoder rejected it")
-    return np.ascontiguousarray(img[:, :, ::-1])
+    return np.asarray(img, dtype=np.uint8), (2, 1, 0)  # already uint8: no copy
 
 
 def compressed_size(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8],

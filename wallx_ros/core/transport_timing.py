@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wallx_ros.core.errors import TransportTimingError
+from wallx_ros.core.input_diagnosis import clock_hint
 
 __all__ = [
     "ClockStatus",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
+_CLOCK_MISMATCH_S = 60.0  # an offset this large is no drifting clock: sim vs wall time, or a clock never set
 
 
 class ClockStatus(enum.Enum):
@@ -176,10 +178,14 @@ class TransportDelayMonitor:
         return tuple(StreamDelay(n, len(a), float(a[-1]), float(a.min()), float(np.percentile(a, 50)),
                                  float(np.percentile(a, 95)), float(a.max())) for n, a in snapshot.items())
 
-    def report(self, now_ns: int | None = None) -> TransportReport:
-        """What the recent delays say; ``now_ns`` on the receive clock (default: the latest receive time)."""
+    def report(self, now_ns: int | None = None, sim_time: bool = False) -> TransportReport:
+        """What the recent delays say; ``now_ns`` on the receive clock (default: the latest receive time).
+        ``sim_time``: the receiving node runs on simulated time (so that an offset of years is explained as a
+        use_sim_time mismatch, not as clocks to synchronise)."""
         cfg = self.config
         delays = self.stream_delays(now_ns)
+        with self._lock:
+            now = self._latest_received if now_ns is None else int(now_ns)
         judged = [s for s in delays if s.count >= cfg.min_samples]
         if not judged:
             return TransportReport(ClockStatus.UNKNOWN, LEVEL_OK,
@@ -190,20 +196,22 @@ class TransportDelayMonitor:
         observation = max(s.p50_s for s in judged)
         if earliest.min_s < -cfg.future_tolerance_s:
             ahead = -earliest.min_s
+            advice = ("Synchronise both hosts' clocks (chrony or PTP) - ages computed from future stamps are wrong"
+                      if ahead < _CLOCK_MISMATCH_S else clock_hint(now + round(ahead * _NS), now, sim_time))
             return TransportReport(
                 ClockStatus.AHEAD, LEVEL_ERROR,
                 f"{earliest.stream} stamps arrive up to {ahead * 1e3:.1f} ms before their own stamp: the robot's "
-                f"clock is at least {ahead * 1e3:.1f} ms ahead of this host's. Synchronise both hosts' clocks "
-                "(chrony or PTP) - ages computed from future stamps are wrong",
+                f"clock is at least {ahead * 1e3:.1f} ms ahead of this host's. {advice}",
                 delays, None, None, ahead)
         fastest = min(s.min_s for s in judged)
         if fastest > cfg.max_plausible_delay_s:
+            advice = ("Check the clocks (chronyc tracking / PTP) and the link" if fastest < _CLOCK_MISMATCH_S
+                      else clock_hint(now - round(fastest * _NS), now, sim_time))
             return TransportReport(
                 ClockStatus.BEHIND_OR_SLOW, LEVEL_ERROR,
                 f"every recent message arrives at least {fastest * 1e3:.0f} ms after its stamp "
                 f"(> {cfg.max_plausible_delay_s:g} s): the robot's clock is behind this host's by up to "
-                f"{fastest:.3f} s, or the link is that slow. "
-                "Check the clocks (chronyc tracking / PTP) and the link",
+                f"{fastest:.3f} s, or the link is that slow. {advice}",
                 delays, None, None, fastest)
         slow = [s.stream for s in judged if s.min_s > cfg.max_plausible_delay_s]
         if slow:

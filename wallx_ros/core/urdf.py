@@ -2,7 +2,9 @@
 
 A deliberately small reader (xml.etree, no urdfdom): ``<joint>`` type, parent/child, ``<origin>``,
 ``<axis>`` and ``<limit>``. Limits feed the safety filter; forward kinematics draws the predicted
-end-effector paths as RViz markers.
+end-effector paths as RViz markers. ``<limit acceleration="...">`` is read where present (standard URDF has
+no acceleration limit; some robot descriptions add the attribute, as ros2_control's joint_limits YAML does
+in a separate file).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class UrdfJoint:
     lower: float
     upper: float
     velocity: float
+    acceleration: float = float("inf")
 
 
 def _floats(text: str | None, n: int, default: float, what: str) -> list[float]:
@@ -123,8 +126,13 @@ class UrdfModel:
                 lower, upper = float(lim.get("lower", "0")), float(lim.get("upper", "0"))
             if lim is not None and lim.get("velocity") is not None and float(lim.get("velocity", "0")) > 0:
                 vel = float(lim.get("velocity", "inf"))
+            acc = inf
+            if lim is not None and lim.get("acceleration") is not None:
+                acc = _floats(lim.get("acceleration"), 1, inf, f"joint {name} limit acceleration")[0]
+                if not acc > 0:
+                    raise UrdfError(f"joint {name}: limit acceleration must be > 0, got {acc}")
             joints.append(UrdfJoint(name, kind, parent.get("link", ""), child.get("link", ""),
-                                    _transform(xyz, rpy), axis, lower, upper, vel))
+                                    _transform(xyz, rpy), axis, lower, upper, vel, acc))
         return cls(joints, links, robot.get("name", ""))
 
     @classmethod
@@ -137,6 +145,11 @@ class UrdfModel:
     def limits(self) -> dict[str, tuple[float, float, float]]:
         """``{joint: (lower, upper, max_velocity)}`` for the moving joints (continuous: no position limit)."""
         return {j.name: (j.lower, j.upper, j.velocity) for j in self.joints.values() if j.type in _MOVING}
+
+    def acceleration_limits(self) -> dict[str, float]:
+        """``{joint: max_acceleration}`` for the moving joints whose ``<limit>`` has an ``acceleration`` attribute."""
+        return {j.name: j.acceleration for j in self.joints.values()
+                if j.type in _MOVING and math.isfinite(j.acceleration)}
 
     def leaf_links(self) -> tuple[str, ...]:
         return tuple(lk for lk in self.links if lk not in self._by_parent and lk != self.root)

@@ -11,13 +11,15 @@ its place in the bag; a re-run skips what is there. The writer is always finaliz
 the dataset is marked incomplete (``meta/WALLX_ROS_INCOMPLETE``) and the error propagates.
 """
 
+# size: one streaming pass per bag (topic mapping, alignment, gaps, episodes, the writer's journal) whose
+#   stages hand each other per-message state
+
 from __future__ import annotations
 
 import bisect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from wallx_ros.core.errors import CoreError, NonMonotonicStampError
-from wallx_ros.core.frame_alignment import AlignedFrame, AlignmentConfig, FrameAligner, StreamSpec
+from wallx_ros.core.frame_alignment import AlignedFrame, FrameAligner, summarize_skew
+from wallx_ros.core.frame_gaps import GapError, GapTracker
 from wallx_ros.core.joint_mapping import JointSelector
 from wallx_ros.dataset.bag_config import BagConversionConfig
 from wallx_ros.dataset.bag_messages import (
@@ -41,6 +44,7 @@ from wallx_ros.dataset.bag_messages import (
 )
 from wallx_ros.dataset.bag_reader import BagMessage, RosBag
 from wallx_ros.dataset.conversion_ledger import ConversionLedger, LedgerEntry
+from wallx_ros.dataset.conversion_report import BagReport, ConversionReport
 from wallx_ros.dataset.episode_segmentation import EpisodeSegmenter, SegmentEvent
 from wallx_ros.dataset.errors import BagReadError, ConversionError, ImageSizeChangedError
 from wallx_ros.dataset.spec import DatasetSpec
@@ -62,7 +66,7 @@ log = logging.getLogger(__name__)
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 _PROGRESS_EVERY = 64
-_MAX_ENCODER_BACKLOG = 8  # frames queued per camera in LeRobot's streaming encoder (it drops at 30)
+_MAX_ENCODER_BACKLOG = 90  # frames spooled ahead of the slowest camera's encoder (bounds the spool's disk use)
 
 
 def image_key(camera: str) -> str:
@@ -84,7 +88,7 @@ class DatasetSink(Protocol):
     def start_episode(self) -> int: ...
 
     def add_frame(self, images: Mapping[str, npt.NDArray[np.uint8]], state: npt.ArrayLike, action: npt.ArrayLike,
-                  task: str) -> None: ...
+                  task: str, sample_age_s: npt.ArrayLike | None = None) -> None: ...
 
     def save_episode(self) -> SavedEpisode: ...
 
@@ -105,45 +109,6 @@ ProgressFactory = Callable[[int, str], Progress]
 SinkFactory = Callable[[DatasetSpec], DatasetSink]
 
 
-@dataclass
-class BagReport:
-    """What one bag contributed."""
-
-    path: str
-    bag_id: str
-    episodes_written: list[int] = field(default_factory=list)
-    episodes_skipped: int = 0
-    frames: int = 0
-    frames_dropped: int = 0
-    dropped_detail: dict[str, int] = field(default_factory=dict)
-    non_monotonic_ignored: int = 0
-    empty_episodes: int = 0
-    discarded_episodes: int = 0
-    unknown_markers: list[str] = field(default_factory=list)
-    already_converted: bool = False
-
-
-@dataclass
-class ConversionReport:
-    root: str
-    bags: list[BagReport]
-    complete: bool
-    total_episodes: int
-
-    @property
-    def frames(self) -> int:
-        return sum(b.frames for b in self.bags)
-
-    def summary(self) -> str:
-        written = sum(len(b.episodes_written) for b in self.bags)
-        skipped = sum(b.episodes_skipped for b in self.bags)
-        dropped = sum(b.frames_dropped for b in self.bags)
-        state = "complete" if self.complete else "INCOMPLETE"
-        return (f"{self.root}: {written} episodes / {self.frames} frames written from {len(self.bags)} bags "
-                f"({skipped} already present, {dropped} frames dropped by alignment); dataset has "
-                f"{self.total_episodes} episodes, {state}")
-
-
 def probe_image_shapes(bag: RosBag, config: BagConversionConfig) -> dict[str, tuple[int, int, int]]:
     """Each camera's (H, W, 3) from its first message."""
     shapes: dict[str, tuple[int, int, int]] = {}
@@ -159,6 +124,22 @@ def probe_image_shapes(bag: RosBag, config: BagConversionConfig) -> dict[str, tu
             raise ConversionError(f"bag {bag.path}: camera {cam} ({topic}): {err}") from err
         shapes[cam] = (int(rgb.shape[0]), int(rgb.shape[1]), 3)
     return shapes
+
+
+def check_topics(bag: RosBag, config: BagConversionConfig) -> None:
+    """Every topic the conversion reads exists in ``bag`` with messages of a type it can convert."""
+    for cam in config.cameras:
+        bag.require(config.camera_topic(cam), IMAGE_TYPES, f"camera {cam}")
+    bag.require(config.state_topic, STATE_TYPES, "joint states")
+    action = bag.require(config.action_topic_name, ACTION_TYPES, "action")
+    if action.msgtype != config.action_msgtype:
+        raise ConversionError(
+            f"bag {bag.path}: action topic {config.action_topic_name} carries {action.msgtype} but action_type is "
+            f"{config.action_type!r}; set action_type to match the recording (or give the topic with --action)")
+    if config.instruction_topic:
+        bag.require(config.instruction_topic_name, INSTRUCTION_TYPES, "instruction")
+    if config.episode_split.mode == "marker":
+        bag.require(config.marker_topic_name, MARKER_TYPES, "episode marker")
 
 
 def open_writer(spec: DatasetSpec) -> DatasetSink:
@@ -183,7 +164,10 @@ def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: 
     for path in bags:
         with RosBag(path) as bag:
             bag_id = bag.identity()
-        if ledger is not None and ledger.bag_finished(bag_id):
+            finished = ledger is not None and ledger.bag_finished(bag_id)
+            if not finished:
+                check_topics(bag, config)  # before anything is written: a wrong mapping creates no dataset
+        if finished and ledger is not None:
             report = BagReport(str(path), bag_id, already_converted=True)
             report.episodes_skipped = len(ledger.episodes_of(bag_id))
             reports.append(report)
@@ -196,7 +180,7 @@ def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: 
         if ledger is not None and not ledger.complete:
             ledger.end_run(True)
         total = len(ledger.entries) if ledger else 0
-        return ConversionReport(str(root), reports, True, total)
+        return ConversionReport(str(root), reports, True, total, config.gap_policy)
 
     with RosBag(todo[0][0]) as bag:
         shapes = probe_image_shapes(bag, config)
@@ -224,11 +208,11 @@ def convert_bags(bags: Sequence[str | Path], config: BagConversionConfig, root: 
             raise
         finally:
             ledger.end_run(complete, reason)
-    return ConversionReport(str(root), reports, complete, sink.num_episodes)
+    return ConversionReport(str(root), reports, complete, sink.num_episodes, config.gap_policy)
 
 
 class _BagConverter:
-    """One bag, one pass."""
+    """One bag, one pass. A segment (``episode_split``) is one episode, or several parts when gaps split it."""
 
     def __init__(self, path: Path, bag_id: str, config: BagConversionConfig, shapes: Mapping[str, tuple[int, ...]],
                  sink: DatasetSink, ledger: ConversionLedger, report: BagReport,
@@ -238,44 +222,43 @@ class _BagConverter:
         self.state_selector = JointSelector(config.joint_names)
         self.action_selector = JointSelector(config.action_joint_names)
         self.topic_stream: dict[str, str] = {config.camera_topic(c): c for c in config.cameras}
+        if len(self.topic_stream) != len(config.cameras):
+            topics = [config.camera_topic(c) for c in config.cameras]
+            raise ConversionError(f"two cameras read the same topic: {topics}")
+        if config.state_topic in self.topic_stream:
+            raise ConversionError(f"joint state topic {config.state_topic} is also a camera topic")
         self.topic_stream[config.state_topic] = STATE_KEY
         if config.action_topic_name in self.topic_stream:
             raise ConversionError(f"action_topic {config.action_topic_name} is also used for state or a camera")
         self.topic_stream[config.action_topic_name] = ACTION_KEY
-        streams = [StreamSpec(c, config.max_age_s) for c in config.cameras]
-        streams += [StreamSpec(STATE_KEY, config.max_age_s), StreamSpec(ACTION_KEY, config.action_max_age_s)]
-        self.align_config = AlignmentConfig(fps=float(config.fps), streams=tuple(streams))  # the recorder's rule
+        self.align_config = config.alignment()  # the recorder's rules and gap policy
+        self.age_streams = tuple(s.name for s in self.align_config.streams) if config.gap_policy == "hold" else ()
         self.latency_ns = round(config.watermark_delay_s * 1e9)
         self.aligner: FrameAligner[Any] | None = None
+        self.gaps: GapTracker | None = None
         self.segment = -1
-        self.episode_start_ns = 0
+        self.part = 0
+        self.part_open = False
+        self.part_skipped = False
+        self.part_start_ns: int | None = None
+        self.segment_start_ns = 0
         self.episode_frames = 0
         self.task = ""
-        self.skipping = False
         self.image_cache: dict[str, tuple[int, npt.NDArray[np.uint8]]] = {}
         self.instructions: list[tuple[int, str]] = []
+        self.skew_us: dict[str, list[int]] = {}
 
     def run(self) -> None:
         cfg = self.config
         with RosBag(self.path) as bag:
             self.bag = bag
-            for cam in cfg.cameras:
-                bag.require(cfg.camera_topic(cam), IMAGE_TYPES, f"camera {cam}")
-            bag.require(cfg.state_topic, STATE_TYPES, "joint states")
-            bag.require(cfg.action_topic_name, ACTION_TYPES, "action")
-            if bag.topics[cfg.action_topic_name].msgtype != cfg.action_msgtype:
-                raise ConversionError(
-                    f"bag {self.path}: action topic {cfg.action_topic_name} carries "
-                    f"{bag.topics[cfg.action_topic_name].msgtype} but action_type is {cfg.action_type!r}; "
-                    "set action_type to match the recording")
+            check_topics(bag, cfg)
             topics = list(self.topic_stream)
             if cfg.instruction_topic:
-                bag.require(cfg.instruction_topic_name, INSTRUCTION_TYPES, "instruction")
                 self.instructions = [(m.log_ns, text_of(m.msgtype, bag.deserialize(m)))
                                      for m in bag.messages([cfg.instruction_topic_name])]
             marker = cfg.marker_topic_name if cfg.episode_split.mode == "marker" else ""
             if marker:
-                bag.require(marker, MARKER_TYPES, "episode marker")
                 topics.append(marker)
             total = sum(bag.topics[t].count for t in topics)
             bar = self.progress(total, self.path.name) if self.progress else None
@@ -295,9 +278,10 @@ class _BagConverter:
                         pending = 0
                 self._handle(segmenter.finish())
             except BaseException:
-                if self.aligner is not None:
+                if self.part_open:
                     self.sink.discard_episode()
-                    self.aligner = None
+                    self.part_open = False
+                self.aligner = None
                 raise
             finally:
                 if bar is not None:
@@ -307,44 +291,48 @@ class _BagConverter:
             if segmenter.unknown_markers:
                 log.warning("%s: ignored %d marker messages with unknown text, e.g. %r", self.path,
                             len(segmenter.unknown_markers), segmenter.unknown_markers[0])
+        self.report.skew_ms = {name: summarize_skew(values).as_dict() for name, values in self.skew_us.items()}
         self.ledger.finish_bag(self.bag_id, str(self.path))
 
-    # -- episodes ----------------------------------------------------------------------------------------
+    # -- segments and their parts --------------------------------------------------------------------------
     def _handle(self, events: Iterable[SegmentEvent]) -> None:
         for event in events:
             if event.kind == "start":
                 self._start(event.t_ns)
             elif event.kind == "end":
-                self._end(event.t_ns, save=True)
+                self._end(save=True)
             else:
-                self._end(event.t_ns, save=False)
+                self._end(save=False)
 
     def _start(self, t_ns: int) -> None:
         self.segment += 1
-        self.episode_start_ns = t_ns
-        self.episode_frames = 0
+        self.part = 0
+        self.segment_start_ns = t_ns
         self.image_cache.clear()
-        self.skipping = self.ledger.has_segment(self.bag_id, self.segment)
-        if self.skipping:
-            self.report.episodes_skipped += 1
+        if self.ledger.has_segment(self.bag_id, self.segment):
+            self.report.episodes_skipped += len([e for e in self.ledger.episodes_of(self.bag_id)
+                                                 if e.segment == self.segment])
             self.aligner = None
             return
         self.task = self._task_for(t_ns)
-        self.sink.start_episode()
         self.aligner = FrameAligner(self.align_config)
+        self.gaps = GapTracker(self.config.gap_policy, float(self.config.fps))
+        self._open_part()
 
-    def _end(self, t_ns: int, save: bool) -> None:
-        aligner, self.aligner = self.aligner, None
-        if aligner is None:
+    def _open_part(self) -> None:
+        self.episode_frames = 0
+        self.part_start_ns = None
+        self.part_skipped = self.ledger.has_part(self.bag_id, self.segment, self.part)
+        if not self.part_skipped:
+            self.sink.start_episode()
+            self.part_open = True
+
+    def _close_part(self, save: bool) -> None:
+        """Save (or discard) the open part; a part already in the dataset (an earlier run) is counted only."""
+        if self.part_skipped:
+            self.report.episodes_skipped += 1
             return
-        if save:
-            self._write(aligner.flush())
-        stats = aligner.stats
-        self.report.frames_dropped += stats.dropped
-        for detail in (stats.dropped_missing, stats.dropped_stale):
-            for name, count in detail.items():
-                if count:
-                    self.report.dropped_detail[name] = self.report.dropped_detail.get(name, 0) + count
+        self.part_open = False
         if not save:
             self.sink.discard_episode()
             self.report.discarded_episodes += 1
@@ -352,20 +340,46 @@ class _BagConverter:
         if self.episode_frames == 0:
             self.sink.discard_episode()
             self.report.empty_episodes += 1
-            log.warning("%s: segment %d has no complete frame (%s); nothing saved", self.path, self.segment,
-                        stats.summary())
+            log.warning("%s: segment %d part %d has no complete frame; nothing saved", self.path, self.segment,
+                        self.part)
             return
         entry = LedgerEntry(episode_index=self.sink.num_episodes, bag_id=self.bag_id, segment=self.segment,
-                            bag_path=str(self.path), start_ns=self.episode_start_ns, frames=self.episode_frames,
-                            task=self.task)
+                            bag_path=str(self.path), start_ns=self.part_start_ns or self.segment_start_ns,
+                            frames=self.episode_frames, task=self.task, part=self.part)
         self.ledger.set_pending(entry)
         index = self.sink.save_episode().index
         if index != entry.episode_index:
             entry = LedgerEntry(**{**entry.__dict__, "episode_index": index})
         self.ledger.commit(entry)
         self.report.episodes_written.append(index)
-        log.info("%s: segment %d -> episode %d, %d frames (%s)", self.path, self.segment, index,
-                 self.episode_frames, stats.summary())
+        log.info("%s: segment %d%s -> episode %d, %d frames", self.path, self.segment,
+                 f" part {self.part}" if self.part else "", index, self.episode_frames)
+
+    def _end(self, save: bool) -> None:
+        aligner, self.aligner = self.aligner, None
+        if aligner is None:
+            return
+        assert self.gaps is not None
+        if save:
+            self._write(aligner.flush(), aligner)
+        self.gaps.finish(aligner.trailing_dropped)
+        stats = aligner.stats
+        for detail in (stats.dropped_missing, stats.dropped_stale):
+            for name, count in detail.items():
+                if count:
+                    self.report.dropped_detail[name] = self.report.dropped_detail.get(name, 0) + count
+        self.report.frames_trimmed += self.gaps.leading_dropped + self.gaps.trailing_dropped
+        self.report.frames_dropped += sum(e.frames for e in self.gaps.events if e.kind != "hold")
+        self.report.held_frames += self.gaps.held_frames
+        bag_start = self.bag.start_ns
+        self.report.gaps += [{**e.as_dict(), "segment": self.segment, "at_s": round((e.start_ns - bag_start) / 1e9, 3)}
+                             for e in self.gaps.events]
+        for name, summary in aligner.skew_samples().items():
+            self.skew_us.setdefault(name, []).extend(summary)
+        self._close_part(save)
+        if save:
+            self.ledger.finish_segment(self.bag_id, self.segment)
+        log.info("%s: segment %d: %s; %s", self.path, self.segment, stats.summary(), self.gaps.summary())
 
     def _task_for(self, t_ns: int) -> str:
         """The instruction in force when the episode starts (else the first one during it, else the config's)."""
@@ -376,7 +390,8 @@ class _BagConverter:
         if self.config.instruction:
             return self.config.instruction
         raise ConversionError(f"bag {self.path}: no instruction for the episode starting at {t_ns} ns: set "
-                              "'instruction' or 'instruction_topic' (std_msgs/String) in the conversion config")
+                              "'instruction' or 'instruction_topic' (std_msgs/String) in the conversion config "
+                              "(or pass --instruction)")
 
     # -- frames ------------------------------------------------------------------------------------------
     def _push(self, msg: BagMessage) -> None:
@@ -402,16 +417,31 @@ class _BagConverter:
                     "true) to drop such messages and convert the rest") from err
             self.report.non_monotonic_ignored += 1
             return
-        self._write(self.aligner.pop_ready(watermark_ns=msg.log_ns - self.latency_ns))
+        self._write(self.aligner.pop_ready(watermark_ns=msg.log_ns - self.latency_ns), self.aligner)
 
-    def _write(self, frames: list[AlignedFrame[Any]]) -> None:
+    def _write(self, frames: list[AlignedFrame[Any]], aligner: FrameAligner[Any]) -> None:
+        assert self.gaps is not None
         for frame in frames:
+            try:
+                split = self.gaps.check(frame)
+            except GapError as err:
+                raise ConversionError(f"bag {self.path}, segment {self.segment}: {err}") from err
+            if split:
+                self._close_part(save=True)
+                self.part += 1
+                self._open_part()
+            if self.part_start_ns is None:
+                self.part_start_ns = frame.stamp_ns
+            if self.part_skipped:
+                self.episode_frames += 1
+                continue
             images = {cam: self._image(cam, frame.values[cam], frame.sample_stamps_ns[cam])
                       for cam in self.config.cameras}
-            # offline there is no deadline: wait for the video encoder instead of letting it drop frames
+            # the encoders have no deadline here: bound the spool (disk) rather than race ahead of them
             while self.sink.encoder_backlog() > _MAX_ENCODER_BACKLOG:
                 time.sleep(0.002)
-            self.sink.add_frame(images, frame.values[STATE_KEY], frame.values[ACTION_KEY], self.task)
+            ages = [frame.age_s(s) for s in self.age_streams] if self.age_streams else None
+            self.sink.add_frame(images, frame.values[STATE_KEY], frame.values[ACTION_KEY], self.task, ages)
             self.episode_frames += 1
             self.report.frames += 1
 

@@ -152,9 +152,13 @@ class RosBag:
         """The topic, checked to exist with messages and to carry one of the ``allowed`` types."""
         info = self.topics.get(topic)
         if info is None:
-            have = ", ".join(f"{t} [{i.msgtype}]" for t, i in self.topics.items()) or "none"
-            raise MissingTopicError(f"bag {self.path} has no topic {topic} ({role}); its topics: {have}. "
-                                    "Fix the topic name in the conversion config")
+            # only the topics that could play this role: a bag of 60 topics is no help in an error line
+            fitting = self.topics_of(allowed)
+            types = ", ".join(sorted(allowed))
+            have = (f"its topics of a fitting type ({types}): {', '.join(fitting)}" if fitting else
+                    f"it has no topic of a fitting type ({types})")
+            raise MissingTopicError(f"bag {self.path} has no topic {topic} ({role}); {have}. "
+                                    "Fix the topic name in the conversion config (or the command line)")
         if info.msgtype not in allowed:
             raise UnsupportedMessageTypeError(
                 f"bag {self.path}: topic {topic} ({role}) carries {info.msgtype}, which cannot be converted; "
@@ -164,6 +168,10 @@ class RosBag:
         return info
 
     # -- messages ----------------------------------------------------------------------------------------
+    def topics_of(self, allowed: Collection[str]) -> list[str]:
+        """Topics with messages whose type is one of ``allowed``, in bag order."""
+        return [t for t, i in self.topics.items() if i.msgtype in allowed and i.count > 0]
+
     def messages(self, topics: Collection[str]) -> Iterator[BagMessage]:
         """Serialized messages of ``topics`` in log-time order."""
         conns = [c for c in self._connections if c.topic in topics]

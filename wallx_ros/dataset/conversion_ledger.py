@@ -26,7 +26,8 @@ _FORMAT = 1
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """Dataset episode ``episode_index`` is segment ``segment`` (0-based) of the bag ``bag_id``."""
+    """Dataset episode ``episode_index`` is part ``part`` of segment ``segment`` (both 0-based) of the bag
+    ``bag_id``: a segment is split into parts at stream gaps (``gap_policy split``)."""
 
     episode_index: int
     bag_id: str
@@ -35,6 +36,7 @@ class LedgerEntry:
     start_ns: int
     frames: int
     task: str
+    part: int = 0
 
 
 class ConversionLedger:
@@ -45,6 +47,7 @@ class ConversionLedger:
         self.path = self.root / "meta" / LEDGER_FILENAME
         self.entries: list[LedgerEntry] = []
         self.finished_bags: dict[str, str] = {}  # bag_id -> path of bags converted to the end
+        self.finished_segments: set[tuple[str, int]] = set()  # (bag_id, segment) with every part saved
         self.pending: dict[str, Any] | None = None
         self.complete = True
         if self.path.exists():
@@ -52,7 +55,11 @@ class ConversionLedger:
 
     # -- queries -------------------------------------------------------------------------------------
     def has_segment(self, bag_id: str, segment: int) -> bool:
-        return any(e.bag_id == bag_id and e.segment == segment for e in self.entries)
+        """Every part of the segment is in the dataset (it can be skipped without reading it)."""
+        return (bag_id, segment) in self.finished_segments
+
+    def has_part(self, bag_id: str, segment: int, part: int) -> bool:
+        return any(e.bag_id == bag_id and e.segment == segment and e.part == part for e in self.entries)
 
     def bag_finished(self, bag_id: str) -> bool:
         return bag_id in self.finished_bags
@@ -85,6 +92,10 @@ class ConversionLedger:
         self.pending = None
         self.save()
 
+    def finish_segment(self, bag_id: str, segment: int) -> None:
+        self.finished_segments.add((bag_id, segment))
+        self.save()
+
     def finish_bag(self, bag_id: str, bag_path: str) -> None:
         self.finished_bags[bag_id] = bag_path
         self.save()
@@ -103,6 +114,8 @@ class ConversionLedger:
             lost = {e.bag_id for e in self.entries} - {e.bag_id for e in kept}
             for bag_id in lost | {e.bag_id for e in self.entries if e not in kept}:
                 self.finished_bags.pop(bag_id, None)
+            gone = {(e.bag_id, e.segment) for e in self.entries if e not in kept}
+            self.finished_segments -= gone
             self.entries = kept
         self.save()
 
@@ -110,7 +123,8 @@ class ConversionLedger:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"format": _FORMAT, "complete": self.complete, "episodes": [asdict(e) for e in self.entries],
-               "finished_bags": self.finished_bags, "pending": self.pending}
+               "finished_bags": self.finished_bags, "pending": self.pending,
+               "finished_segments": sorted([b, s] for b, s in self.finished_segments)}
         fd, tmp = tempfile.mkstemp(prefix=".ledger_", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w") as f:
@@ -130,6 +144,10 @@ class ConversionLedger:
             self.entries = [LedgerEntry(**e) for e in doc["episodes"]]
             self.finished_bags = {str(k): str(v) for k, v in doc.get("finished_bags", {}).items()}
             self.pending = doc.get("pending")
+            if "finished_segments" in doc:
+                self.finished_segments = {(str(b), int(s)) for b, s in doc["finished_segments"]}
+            else:  # written before segments were split into parts: a saved segment was one whole episode
+                self.finished_segments = {(e.bag_id, e.segment) for e in self.entries}
             self.complete = bool(doc.get("complete", False))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ConversionError(f"{self.path} is unreadable ({err}); it records which bags this dataset holds. "

@@ -1,6 +1,6 @@
 """Read a LeRobot dataset back as numpy: RGB uint8 images, float32 state/action, the task text.
 
-Opening goes through ``wallx_ros.policy.lerobot_compat.load_dataset`` (the one module that imports LeRobot);
+Opening goes through ``wallx_ros.lerobot.datasets.load_dataset`` (the one package that imports LeRobot);
 this module only converts LeRobot's tensors (images float (C, H, W) in [0, 1]) to the arrays wallx_ros uses.
 """
 
@@ -50,7 +50,7 @@ class DatasetReader:
     """A local LeRobot v3 dataset at ``root``: metadata and frames in episode order."""
 
     def __init__(self, root: str | Path, repo_id: str | None = None, episodes: list[int] | None = None) -> None:
-        from wallx_ros.policy.lerobot_compat import load_dataset
+        from wallx_ros.lerobot.datasets import load_dataset
 
         self.root = Path(root)
         if not (self.root / "meta" / "info.json").is_file():

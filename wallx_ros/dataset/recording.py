@@ -3,27 +3,33 @@
 The recorder node (and anything else that receives camera images, joint states and commands) calls
 ``push_image`` / ``push_state`` / ``push_action`` from any thread, ``tick(now_ns)`` periodically, and
 ``start`` / ``stop`` from a service. While an episode is open, samples feed a
-:class:`~wallx_ros.core.frame_alignment.FrameAligner` (rule "latest sample at or before the frame
-time, within max age"); final frames go through a bounded queue to one writer thread that owns the
-:class:`~wallx_ros.dataset.writer.DatasetWriter` (LeRobot's add_frame writes PNGs and save_episode
-encodes videos: neither may block the caller).
+:class:`~wallx_ros.core.frame_alignment.FrameAligner` (cameras nearest in time, state and action as of the
+frame time, each within its max age); final frames pass the gap policy (:mod:`wallx_ros.core.frame_gaps`)
+and go, in order, through a :class:`~wallx_ros.dataset.writer_queue.WriterQueue` (memory, then disk) to one
+writer thread that owns the :class:`~wallx_ros.dataset.writer.DatasetWriter`. Nothing on the capture side
+waits for the writer or the video encoders.
+
+Episodes end by ``stop`` (save or discard), at ``max_episode_s`` (with ``continuous`` the next episode goes
+on at the very next frame), at a gap (``split``: saved, and the next part starts after the gap) or at
+``close``. Each save is queued exactly once: ``close`` (SIGINT/SIGTERM, however often) saves an open
+episode and waits until every queued save is done, including one an automatic cut just queued.
 
 Clock: stamps and ``now_ns`` must be on the same clock (the node's ROS clock; sim time works).
-A frame is final once every stream has a newer sample, or ``now - watermark_delay_s`` has passed it
-(a stalled stream then makes frames stale: they are dropped and counted, never filled in).
+A frame is final once every stream has a newer sample, or ``now - watermark_delay_s`` has passed it.
 """
+
+# size: one recorder state machine (start, stop, cut, save, discard, close) whose transitions share one lock
+#   with the writer thread's queue; its invariants are read together
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +37,20 @@ import numpy as np
 import numpy.typing as npt
 
 from wallx_ros.core.errors import NonMonotonicStampError
-from wallx_ros.core.frame_alignment import AlignedFrame, AlignmentConfig, AlignmentStats, FrameAligner, StreamSpec
+from wallx_ros.core.frame_alignment import AlignedFrame, AlignmentStats, FrameAligner, SkewSummary
+from wallx_ros.core.frame_gaps import GapError, GapTracker
 from wallx_ros.dataset.errors import DatasetError, DatasetSpecError, DatasetStateError, DatasetWriteError
+from wallx_ros.dataset.recorder_types import EpisodeNotes, RecorderConfig, RecorderStatus
+from wallx_ros.dataset.recording_config import ACTION_STREAM, STATE_STREAM
+from wallx_ros.dataset.recovery import state_dir_for
 from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
 from wallx_ros.dataset.writer import DatasetWriter, EpisodeReport
+from wallx_ros.dataset.writer_queue import WriterQueue
 
-__all__ = ["ACTION_STREAM", "STATE_STREAM", "Recorder", "RecorderConfig", "RecorderStatus"]
+__all__ = ["ACTION_STREAM", "STATE_STREAM", "EpisodeNotes", "Recorder", "RecorderConfig", "RecorderStatus"]
 
-STATE_STREAM = "observation.state"
-ACTION_STREAM = "action"
 _LOG = logging.getLogger("wallx_ros.recorder")
 _NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class RecorderConfig:
-    """Dataset settings and timing. The camera sizes in ``dataset`` are placeholders: the recorder uses
-    those of the existing dataset, or of the first images when it creates one."""
-
-    dataset: DatasetSpec
-    max_age_s: float = 0.1
-    action_max_age_s: float = 0.5
-    watermark_delay_s: float = 2.0
-    max_queued_frames: int = 90
-    max_episode_s: float = 0.0
-    start_timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        for name in ("max_age_s", "action_max_age_s", "watermark_delay_s", "max_episode_s", "start_timeout_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise DatasetSpecError(f"{name} must be finite and >= 0, got {value}")
-        if self.max_age_s <= 0 or self.action_max_age_s <= 0:
-            raise DatasetSpecError("max_age_s and action_max_age_s must be > 0")
-        if self.max_queued_frames < 1:
-            raise DatasetSpecError(f"max_queued_frames must be >= 1, got {self.max_queued_frames}")
-
-    @property
-    def cameras(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.dataset.cameras)
-
-
-@dataclass(frozen=True)
-class RecorderStatus:
-    """A snapshot for logs and /diagnostics."""
-
-    state: str  # starting | idle | recording | saving | error
-    episodes: int
-    total_frames: int
-    episode_index: int | None
-    episode_frames: int
-    episode_s: float
-    dropped: int
-    dropped_detail: str
-    overruns: int
-    queued: int
-    last_error: str
-    last_saved: EpisodeReport | None
-    alignment: AlignmentStats | None = None
-    samples: dict[str, int] = field(default_factory=dict)
 
 
 class Recorder:
@@ -101,27 +62,37 @@ class Recorder:
         self._log = log or _LOG.info
         self._error_log = error_log or _LOG.error
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # state changes (close waits on them)
+        self._input_ended = threading.Event()  # wakes a stop() waiting for late samples
         self._aligner: FrameAligner[Any] | None = None
+        self._gaps: GapTracker | None = None
         self._episode_start_ns = 0
+        self._stop_ns = 0
         self._task = ""
         self._image_shapes: dict[str, tuple[int, int]] = {}
-        self._samples = dict.fromkeys((*config.cameras, STATE_STREAM, ACTION_STREAM), 0)
+        self._samples = dict.fromkeys(config.stream_names, 0)
         self._state = "starting"
+        self._closing = False
         self._episode_index: int | None = None
-        self._episode_frames = 0
+        self._part_frames = 0
+        self._events_from = 0  # gap events before this index belong to parts already cut
+        self._part_held = 0
         self._overruns = 0
         self._last_error = ""
         self._last_saved: EpisodeReport | None = None
+        self._last_notes: EpisodeNotes | None = None
+        self._last_alignment: AlignmentStats | None = None
+        self._last_skew: dict[str, SkewSummary] = {}
         self._episodes = 0
         self._total_frames = 0
-        self._last_alignment: AlignmentStats | None = None
+        self._pending_saves = 0
+        self._writer_failed = ""  # set by the writer thread: the open episode cannot be written any more
         self._writer: DatasetWriter | None = None
-        self._queue: queue.Queue[tuple[str, Any, Future[Any] | None]] = queue.Queue()
-        self._queued_frames = 0
-        self._stop = threading.Event()
+        self._writer_episode = False
+        self._queue = WriterQueue(state_dir_for(config.dataset.root) / "spool" / "frames", config.max_queued_frames)
         self._thread = threading.Thread(target=self._run, name="wallx_recorder_writer", daemon=True)
         self._thread.start()
-        self._call("warm", None, wait=False)
+        self._queue.put_command("warm")
 
     # -- inputs (any thread) -----------------------------------------------------------------------------
     def push_image(self, camera: str, stamp_ns: int, rgb: npt.NDArray[np.uint8]) -> None:
@@ -148,32 +119,84 @@ class Recorder:
 
     # -- periodic (any thread) ---------------------------------------------------------------------------
     def tick(self, now_ns: int) -> None:
-        """Hand final frames to the writer; stop (and save) an episode that reached max_episode_s."""
-        auto_stop = False
+        """Hand final frames to the writer (cutting episodes at max_episode_s and at gaps)."""
         with self._lock:
             if self._aligner is None:
                 return
-            frames = self._aligner.pop_ready(now_ns - round(self.config.watermark_delay_s * _NS))
-            self._enqueue(frames)
-            limit = self.config.max_episode_s
-            auto_stop = limit > 0 and self._episode_frames >= round(limit * self.config.dataset.fps)
-        if auto_stop:
-            threading.Thread(target=self.stop, args=(True, now_ns), name="wallx_recorder_autostop",
-                             daemon=True).start()
+            if self._writer_failed and self._state == "recording":
+                self._end_locked("error", save=False, error=self._writer_failed)
+                return
+            self._route(self._aligner.pop_ready(now_ns - round(self.config.watermark_delay_s * _NS)))
 
-    def _enqueue(self, frames: list[AlignedFrame[Any]]) -> None:
-        """Under the lock: queue frames for the writer, dropping (and counting) on overrun. An episode ends at
-        exactly ``max_episode_s``: frames the watermark releases while it is being saved are not added to it."""
+    def _route(self, frames: list[AlignedFrame[Any]]) -> None:
+        """Under the lock: each final frame passes the gap policy and the episode length, then is queued."""
         limit = round(self.config.max_episode_s * self.config.dataset.fps)
         for frame in frames:
-            if limit > 0 and self._episode_frames >= limit:
-                break
-            if self._queued_frames >= self.config.max_queued_frames:
-                self._overruns += 1
-                continue
-            self._queued_frames += 1
-            self._episode_frames += 1
-            self._queue.put(("frame", (frame, self._task), None))
+            if self._aligner is None or self._gaps is None:
+                return
+            if self._state == "stopping" and frame.stamp_ns > self._stop_ns:
+                continue  # after the stop instant: not part of this episode
+            try:
+                split = self._gaps.check(frame)
+            except GapError as err:
+                self._end_locked("gap_fail", save=True, error=str(err))
+                return
+            if split:
+                self._cut_locked("gap")
+            elif limit > 0 and self._part_frames >= limit:
+                if not self.config.continuous:
+                    self._end_locked("max_episode_s", save=True)
+                    return
+                self._cut_locked("max_episode_s")
+            if frame.held:
+                self._part_held += 1
+            if not self._queue.put_frame((frame, self._task)):
+                self._end_locked("error", save=True, error="the disk is full: frames waiting for the writer cannot be "
+                                                           "spooled; the episode ends here")
+                return
+            self._part_frames += 1
+
+    def _notes_locked(self, ended_by: str, left_out: int = 0) -> EpisodeNotes:
+        assert self._episode_index is not None
+        skew = self._aligner.skew() if self._aligner is not None else {}
+        events = tuple(self._gaps.events[self._events_from:]) if self._gaps is not None else ()
+        self._events_from += len(events)
+        return EpisodeNotes(self._episode_index, ended_by, events, self._part_held, left_out, skew)
+
+    def _cut_locked(self, reason: str) -> None:
+        """Save the open part and go on with the next episode at the next frame (same recording)."""
+        self._queue_save_locked(self._notes_locked(reason), save=True)
+        assert self._episode_index is not None
+        self._episode_index += 1
+        self._part_frames = 0
+        self._part_held = 0
+        self._queue.put_command("start", self._task)
+
+    def _end_locked(self, reason: str, save: bool, error: str = "", left_out: int = 0) -> Future[Any]:
+        """Close the recording: queue the save (or discard) of the open part; the capture side goes idle."""
+        if self._gaps is not None and self._aligner is not None:
+            self._gaps.finish(self._aligner.trailing_dropped)
+        notes = self._notes_locked(reason, left_out)
+        future = self._queue_save_locked(notes, save)
+        if self._aligner is not None:
+            self._last_alignment = self._aligner.stats
+            self._last_skew = self._aligner.skew()
+        self._aligner = None
+        self._gaps = None
+        self._episode_index = None
+        self._part_frames = 0
+        self._state = "error" if error else "idle"
+        if error:
+            self._last_error = error
+            self._error_log(f"recording stopped: {error}")
+        self._changed.notify_all()
+        return future
+
+    def _queue_save_locked(self, notes: EpisodeNotes, save: bool) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._pending_saves += 1
+        self._queue.put_command("save" if save else "discard", notes, future)
+        return future
 
     # -- control (service threads) -----------------------------------------------------------------------
     def start(self, task: str, now_ns: int) -> tuple[bool, str]:
@@ -181,29 +204,39 @@ class Recorder:
         if not task.strip():
             return False, "no instruction: set the instruction parameter or publish on ~/instruction first"
         with self._lock:
-            if self._state in ("recording", "saving"):
+            if self._closing:
+                return False, "the recorder is shutting down"
+            if self._state in ("opening", "recording", "stopping"):
                 return False, f"cannot start while {self._state} (episode {self._episode_index})"
+            previous = self._state
+            self._state = "opening"
         shapes = self._wait_for_cameras()
-        if isinstance(shapes, str):
-            return False, shapes
         try:
-            index = int(self._call("start", shapes))
+            if isinstance(shapes, str):
+                raise DatasetStateError(shapes)
+            future: Future[Any] = Future()
+            self._queue.put_command("start", (shapes, task), future)
+            index = int(future.result())  # waits for saves still queued before it
         except DatasetError as err:
             with self._lock:
                 self._last_error = str(err)
-            return False, f"cannot start an episode: {err}"
-        cfg = self.config
-        streams = [StreamSpec(c, cfg.max_age_s) for c in cfg.cameras]
-        streams += [StreamSpec(STATE_STREAM, cfg.max_age_s), StreamSpec(ACTION_STREAM, cfg.action_max_age_s)]
+                self._state = previous if previous in ("idle", "error") else "idle"
+                self._changed.notify_all()
+            return False, str(err) if isinstance(shapes, str) else f"cannot start an episode: {err}"
         with self._lock:
-            self._aligner = FrameAligner(AlignmentConfig(fps=float(cfg.dataset.fps), streams=tuple(streams)))
+            self._aligner = FrameAligner(self.config.alignment())
+            self._gaps = GapTracker(self.config.gap_policy, float(self.config.dataset.fps))
             self._episode_start_ns = now_ns
             self._task = task
             self._state = "recording"
             self._episode_index = index
-            self._episode_frames = 0
+            self._part_frames = 0
+            self._events_from = 0
+            self._part_held = 0
             self._overruns = 0
             self._last_error = ""
+            self._writer_failed = ""
+            self._changed.notify_all()
         self._log(f"episode {index} started: {task!r}")
         return True, f"episode {index} started"
 
@@ -213,8 +246,11 @@ class Recorder:
             with self._lock:
                 missing = [c for c in self.config.cameras if c not in self._image_shapes]
                 shapes = dict(self._image_shapes)
+                closing = self._closing
             if not missing:
                 return shapes
+            if closing:
+                return "the recorder is shutting down"
             if time.monotonic() > deadline:
                 return (f"no image yet from cameras {missing} (waited {self.config.start_timeout_s:.0f} s): "
                         "check the camera topics")
@@ -228,89 +264,91 @@ class Recorder:
         newest samples were still in flight would lend its older sample to frames whose other streams are
         newer (a 200 ms old state beside a fresh image). Only frames every stream has reached are kept.
         """
+        return self._stop(save, now_ns, input_ended, "stop" if save else "discard")
+
+    def _stop(self, save: bool, now_ns: int, input_ended: bool, reason: str) -> tuple[bool, str]:
+        """:meth:`stop`; ``reason`` is how the episode's notes say it ended."""
         with self._lock:
             if self._state != "recording":
                 return False, f"no episode is being recorded (state {self._state})"
-            self._state = "saving"
-        if not input_ended:
-            time.sleep(self.config.watermark_delay_s)  # let samples stamped before now_ns arrive
-        left_out = 0
-        with self._lock:
-            assert self._aligner is not None
-            self._enqueue(self._aligner.pop_ready(None if input_ended else now_ns))
-            if input_ended:
-                left_out = self._aligner.undecided(now_ns)
-            self._last_alignment = self._aligner.stats
-            self._aligner = None
+            self._state = "stopping"
+            self._stop_ns = now_ns
             index = self._episode_index
-        try:
-            result = self._call("save" if save else "discard", None)
-        except DatasetError as err:
-            with self._lock:
-                self._last_error = str(err)
-                self._state = "idle" if self._writer is not None and self._writer.ready else "error"
-                self._episode_index = None
-            self._error_log(f"episode {index}: {err}")
-            return False, str(err)
+        if not input_ended:
+            self._input_ended.wait(self.config.watermark_delay_s)  # let samples stamped before now_ns arrive
         with self._lock:
-            self._state = "idle"
-            self._episode_index = None
-            dropped = self._last_alignment.dropped if self._last_alignment else 0
-            detail = self._last_alignment.summary() if self._last_alignment else ""
-            overruns = self._overruns
-            if isinstance(result, EpisodeReport):
-                self._last_saved = result
-            episodes = self._episodes
-        if isinstance(result, EpisodeReport):
-            msg = (f"episode {result.index} saved: {result.frames} frames ({result.duration_s:.1f} s), "
-                   f"{dropped} dropped by alignment, {overruns} by writer overrun; encode {result.encode_s:.2f} s, "
-                   f"commit {result.commit_s:.2f} s; dataset has {episodes} episodes [alignment: {detail}]")
-            if left_out:
-                msg += (f"; {left_out} frames after the slowest stream's last sample left out "
-                        "(input ended before they were complete)")
-        else:
-            msg = f"episode {index} discarded ({result} frames)"
-        self._log(msg)
-        return True, msg
+            if self._state != "stopping" or self._aligner is None:  # ended meanwhile (max_episode_s, gap_fail, error)
+                notes = self._last_notes
+                return False, f"episode {index} already ended ({notes.ended_by if notes else self._state})"
+            ended = input_ended or self._input_ended.is_set()
+            self._route(self._aligner.pop_ready(None if ended else now_ns))
+            if self._aligner is None:  # the last frames ended it (gap_fail, disk full)
+                return False, f"episode {index} ended: {self._last_error}"
+            left_out = self._aligner.undecided(now_ns) if ended else 0
+            future = self._end_locked(reason, save=save, left_out=left_out)
+        try:
+            result = future.result()
+        except DatasetError as err:
+            return False, str(err)
+        return True, str(result)
 
     def status(self) -> RecorderStatus:
         with self._lock:
             stats = self._aligner.stats if self._aligner is not None else self._last_alignment
             detail = stats.summary() if stats is not None else ""
-            # between episodes the counter still holds the saved episode's frames: report the open episode only
-            episode_frames = self._episode_frames if self._episode_index is not None else 0
+            open_episode = self._episode_index is not None
+            episode_frames = self._part_frames if open_episode else 0
+            state = self._state
+            if state in ("idle", "error") and self._pending_saves:
+                state = "saving"
+            gaps = self._gaps.counts() if self._gaps is not None else {}
+            writer = self._writer
             return RecorderStatus(
-                state=self._state, episodes=self._episodes, total_frames=self._total_frames,
+                state=state, episodes=self._episodes, total_frames=self._total_frames,
                 episode_index=self._episode_index, episode_frames=episode_frames,
                 episode_s=episode_frames / self.config.dataset.fps,
                 dropped=stats.dropped if stats else 0, dropped_detail=detail, overruns=self._overruns,
-                queued=self._queued_frames, last_error=self._last_error, last_saved=self._last_saved,
-                alignment=stats, samples=dict(self._samples))
+                queued=self._queue.frames, last_error=self._last_error, last_saved=self._last_saved,
+                alignment=stats, samples=dict(self._samples), pending_saves=self._pending_saves,
+                spilled_frames=self._queue.frames_on_disk,
+                encoder_backlog=writer.encoder_backlog() if writer is not None else 0, gaps=gaps,
+                held_frames=self._gaps.held_frames if self._gaps is not None else 0,
+                skew=self._aligner.skew() if self._aligner is not None else self._last_skew,
+                last_notes=self._last_notes)
+
+    def begin_close(self) -> None:
+        """Shutdown is coming (the first SIGINT): refuse new episodes, stop waiting for late samples."""
+        with self._lock:
+            self._closing = True
+        self._input_ended.set()
 
     def close(self, save_open_episode: bool, now_ns: int, input_ended: bool = False) -> str:
-        """Save or discard an open episode, then finalize and release the dataset. Idempotent.
-        ``input_ended``: as in :meth:`stop` (a node closing after its executor stopped passes True)."""
+        """Save or discard an open episode, wait for every queued save, finalize and release the dataset.
+
+        Idempotent and safe to call while a stop, a start or an automatic cut is in progress: the episode is
+        saved exactly once. ``input_ended``: as in :meth:`stop` (a node closing after its executor stopped).
+        """
+        if input_ended:
+            self._input_ended.set()
         message = ""
         with self._lock:
+            self._closing = True
+            # a start in progress finishes first (then its episode is closed like any other); a stop in
+            # progress queues its save itself
+            self._changed.wait_for(lambda: self._state not in ("opening", "stopping"), timeout=120)
             recording = self._state == "recording"
         if recording:
-            _, message = self.stop(save_open_episode, now_ns, input_ended)
+            _, message = self._stop(save_open_episode, now_ns, input_ended, "shutdown")
         if self._thread.is_alive():
-            with contextlib.suppress(DatasetError):
-                self._call("close", None)
-            self._stop.set()
-            self._queue.put(("quit", None, None))
-            self._thread.join(timeout=60)
+            self._queue.put_command("close")
+            self._queue.put_command("quit")
+            self._thread.join()  # every queued save first: an episode is never dropped at shutdown
+        self._queue.close()
+        with self._lock:
+            self._state = "closed"
         return message
 
     # -- writer thread -----------------------------------------------------------------------------------
-    def _call(self, command: str, arg: Any, wait: bool = True) -> Any:
-        future: Future[Any] = Future()
-        self._queue.put((command, arg, future))
-        if not wait:
-            return None
-        return future.result()
-
     def _run(self) -> None:
         while True:
             command, arg, future = self._queue.get()
@@ -318,7 +356,7 @@ class Recorder:
                 return
             try:
                 result = self._execute(command, arg)
-            except BaseException as err:  # handed to the caller (or logged for frames)
+            except BaseException as err:  # handed to the caller (or logged)
                 if future is not None:
                     future.set_exception(err)
                 elif not isinstance(err, DatasetError):
@@ -329,69 +367,120 @@ class Recorder:
 
     def _execute(self, command: str, arg: Any) -> Any:
         if command == "frame":
-            with self._lock:
-                self._queued_frames -= 1
             return self._write_frame(*arg)
         if command == "warm":
-            from wallx_ros.policy import lerobot_compat
+            from wallx_ros.lerobot import datasets as lerobot_datasets
 
-            lerobot_compat.preload_dataset_api()  # the first start should not wait for imports
+            lerobot_datasets.preload_dataset_api()  # the first start should not wait for imports
             self._open_existing()
             with self._lock:
                 if self._state == "starting":
                     self._state = "idle" if self._writer is not None or self._last_error == "" else "error"
             return None
         if command == "start":
-            opened = self._writer or self._open(arg)
+            return self._start_writer_episode(arg)
+        if command in ("save", "discard"):
+            try:
+                return self._finish_writer_episode(command == "save", arg)
+            finally:
+                with self._lock:
+                    self._pending_saves -= 1
+                    self._changed.notify_all()
+        if command == "close":
+            if self._writer is not None:
+                self._writer.close()
+            return None
+        raise ValueError(f"unknown recorder command {command!r}")
+
+    def _start_writer_episode(self, arg: Any) -> int:
+        """Open the episode in the writer: ``(camera shapes, task)`` from start(), or a task after a cut."""
+        if isinstance(arg, tuple):
+            shapes = arg[0]
+            opened = self._writer or self._open(shapes)
             stored = {c.name: (c.height, c.width) for c in opened.spec.cameras}
-            wrong = {c: arg[c] for c in stored if arg.get(c) != stored[c]}
+            wrong = {c: shapes[c] for c in stored if shapes.get(c) != stored[c]}
             if wrong:
                 raise DatasetSpecError(
                     f"cameras now deliver (height, width) {wrong}, the dataset {opened.spec.root} stores "
                     f"{ {c: stored[c] for c in wrong} }: fix the camera resolution or record into a new root")
-            return opened.start_episode()
+        if self._writer is None:
+            raise DatasetStateError("the dataset is not open")
+        try:
+            index = self._writer.start_episode()
+        except DatasetError as err:
+            if not isinstance(arg, tuple):  # a cut: the capture side is told through the failure flag
+                self._fail_writer_episode(f"cannot start the next episode: {err}")
+            raise
+        self._writer_episode = True
+        return index
+
+    def _finish_writer_episode(self, save: bool, notes: EpisodeNotes) -> str:
         writer = self._writer
-        if command == "save":
-            if writer is None:
-                raise DatasetStateError("the dataset is not open")
+        if writer is None or not writer.episode_open:
+            with self._lock:
+                self._last_notes = notes
+            return f"episode {notes.index}: nothing to {'save' if save else 'discard'} ({notes.ended_by})"
+        self._writer_episode = False
+        if not save:
+            frames = writer.discard_episode()
+            with self._lock:
+                self._last_notes = notes
+            msg = f"episode {notes.index} discarded ({frames} frames)"
+            self._log(msg)
+            return msg
+        try:
             report = writer.save_episode()
-            self._sync_counts(writer)
-            return report
-        if command == "discard":
-            if writer is None or not writer.episode_open:
-                return 0
-            return writer.discard_episode()
-        if command == "close":
-            if writer is not None:
-                writer.close()
-            return None
-        raise ValueError(f"unknown recorder command {command!r}")
+        except DatasetError as err:
+            with self._lock:
+                self._last_error = str(err)
+                self._last_notes = notes
+                if self._state not in ("recording", "stopping", "opening"):
+                    self._state = "idle" if writer.ready else "error"
+            self._error_log(f"episode {notes.index}: {err}")
+            raise
+        with self._lock:
+            self._episodes, self._total_frames = writer.num_episodes, writer.total_frames
+            self._last_saved, self._last_notes = report, notes
+            dropped = self._last_alignment.dropped if self._last_alignment is not None else 0
+            episodes = self._episodes
+        msg = (f"episode {report.index} saved: {report.frames} frames ({report.duration_s:.1f} s), ended by "
+               f"{notes.ended_by}, {notes.held_frames} held; encode {report.encode_s:.2f} s (of which waiting for the "
+               f"video encoders {report.encode_tail_s:.2f} s), commit {report.commit_s:.2f} s; dataset has {episodes} "
+               "episodes")
+        details = notes.describe()
+        if details:
+            msg += f" [{details}]"
+        if dropped and notes.ended_by in ("stop", "shutdown"):
+            msg += f" [alignment: {self._last_alignment.summary() if self._last_alignment else ''}]"
+        self._log(msg)
+        return msg
+
+    def _fail_writer_episode(self, error: str) -> None:
+        with self._lock:
+            self._writer_failed = error
 
     def _write_frame(self, frame: AlignedFrame[Any], task: str) -> None:
         writer = self._writer
         if writer is None or not writer.episode_open:
             return
         images = {cam: frame.values[cam] for cam in self.config.cameras}
+        ages = [frame.age_s(s) for s in writer.spec.sample_age_streams] if writer.spec.sample_age_streams else None
         try:
-            writer.add_frame(images, frame.values[STATE_STREAM], frame.values[ACTION_STREAM], task)
+            writer.add_frame(images, frame.values[STATE_STREAM], frame.values[ACTION_STREAM], task, ages)
         except DatasetWriteError as err:  # disk full / I/O: this episode cannot be saved any more
             dropped = writer.discard_episode()
-            with self._lock:
-                self._last_error = f"{err} (episode discarded, {dropped} frames)"
-                self._state = "error"
-                self._aligner = None
-                self._episode_index = None
-            self._error_log(f"recording stopped: {self._last_error}")
-        except DatasetError as err:  # one bad frame (e.g. a camera changed size): skip it, report
-            with self._lock:
-                self._last_error = str(err)
-                self._overruns += 1
-            self._error_log(f"frame skipped: {err}")
-
-    def _sync_counts(self, writer: DatasetWriter) -> None:
-        with self._lock:
-            self._episodes = writer.num_episodes
-            self._total_frames = writer.total_frames
+            self._fail_writer_episode(f"{err} (episode discarded, {dropped} frames)")
+        except DatasetError as err:  # a frame LeRobot refuses (e.g. a camera changed size): end the episode here
+            self._fail_writer_episode(f"frame refused, the episode ends before it: {err}")
+            if writer.episode_frames:
+                with contextlib.suppress(DatasetError):
+                    report = writer.save_episode()
+                    with self._lock:
+                        self._episodes, self._total_frames = writer.num_episodes, writer.total_frames
+                        self._last_saved = report
+                    self._log(f"episode {report.index} saved up to the refused frame: {report.frames} frames")
+            else:
+                writer.discard_episode()
 
     def _spec_with_sizes(self, shapes: dict[str, tuple[int, int]]) -> DatasetSpec:
         cams = tuple(CameraSpec(c, *shapes[c]) for c in self.config.cameras)
@@ -400,7 +489,8 @@ class Recorder:
     def _open(self, shapes: dict[str, tuple[int, int]]) -> DatasetWriter:
         writer = DatasetWriter(self._spec_with_sizes(shapes), log=self._log)
         self._writer = writer
-        self._sync_counts(writer)
+        with self._lock:
+            self._episodes, self._total_frames = writer.num_episodes, writer.total_frames
         self._log(f"dataset {writer.spec.root} ({writer.spec.repo_id}): {writer.recovery.summary()}")
         return writer
 
@@ -421,3 +511,4 @@ class Recorder:
             with self._lock:
                 self._last_error = str(err)
             self._error_log(f"dataset {self.config.dataset.root}: {err}")
+

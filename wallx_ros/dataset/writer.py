@@ -21,6 +21,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,8 +35,9 @@ from wallx_ros.dataset.errors import (
     DatasetWriteError,
 )
 from wallx_ros.dataset.recovery import CommitJournal, RecoveryReport
-from wallx_ros.dataset.spec import DatasetSpec, spec_mismatches
-from wallx_ros.policy import lerobot_compat
+from wallx_ros.dataset.spec import SAMPLE_AGE_KEY, DatasetSpec, spec_mismatches
+from wallx_ros.dataset.video_spool import SpoolVideoEncoder, VideoEncoding
+from wallx_ros.lerobot import datasets as lerobot_datasets
 
 __all__ = ["DatasetWriter", "EpisodeReport"]
 
@@ -44,7 +46,8 @@ _LOG = logging.getLogger("wallx_ros.dataset")
 
 @dataclass(frozen=True)
 class EpisodeReport:
-    """One saved episode: its index, length and how long saving took (encode = LeRobot save_episode)."""
+    """One saved episode: its index, length and how long saving took (encode = LeRobot save_episode, which
+    includes ``encode_tail_s``: waiting for the background video encoders to finish the episode)."""
 
     index: int
     frames: int
@@ -52,6 +55,7 @@ class EpisodeReport:
     encode_s: float
     commit_s: float
     tasks: tuple[str, ...]
+    encode_tail_s: float = 0.0
 
 
 class DatasetWriter:
@@ -62,6 +66,7 @@ class DatasetWriter:
         self._log = log or _LOG.info
         self._journal = CommitJournal(spec.root)
         self._ds: Any = None
+        self._spool: SpoolVideoEncoder | None = None
         self._episode_open = False
         self._episode_frames = 0
         self._episode_tasks: set[str] = set()
@@ -97,9 +102,14 @@ class DatasetWriter:
         return self._episode_frames
 
     def encoder_backlog(self) -> int:
-        """Frames queued in the streaming video encoder (0 without streaming_encoding). A producer without a
-        deadline (the bag converter) waits while it is high: the encoder drops frames when its queue is full."""
-        return lerobot_compat.streaming_backlog(self._ds) if self._ds is not None else 0
+        """Frames spooled to disk but not yet encoded (the slowest camera; 0 without streaming_encoding). A
+        producer without a deadline (the bag converter) waits while it is high, to bound the spool's size."""
+        return self._spool.backlog() if self._spool is not None else 0
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where frames wait for the video encoders (cleared when the dataset is opened after a kill)."""
+        return self._journal.state_dir / "spool"
 
     @property
     def ready(self) -> bool:
@@ -107,8 +117,20 @@ class DatasetWriter:
         return self._ds is not None
 
     # -- opening ------------------------------------------------------------------------------------------
+    def _clear_spool(self) -> None:
+        """Frames spooled for an episode that was never saved (the process was killed): nothing can use them."""
+        spool = self.spool_dir
+        if not spool.is_dir():
+            return
+        size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+        shutil.rmtree(spool, ignore_errors=True)
+        if size:
+            self._log(f"dataset {self.spec.root}: removed {size / 1e6:.1f} MB of spooled frames of an episode that "
+                      "was not saved (an interrupted run)")
+
     def _open(self) -> RecoveryReport:
         try:
+            self._clear_spool()
             report = self._journal.recover()
         except OSError as err:
             raise DatasetWriteError(f"cannot repair dataset {self.spec.root}: {err}") from err
@@ -117,11 +139,11 @@ class DatasetWriter:
         spec = self.spec
         if report.fresh:
             try:
-                self._ds = lerobot_compat.create_dataset(
+                self._ds = lerobot_datasets.create_dataset(
                     repo_id=spec.repo_id, root=spec.root, fps=spec.fps, features=spec.features(),
                     robot_type=spec.robot_type, use_videos=spec.use_videos, vcodec=self._vcodec(),
-                    image_writer_threads=spec.image_writer_threads, streaming_encoding=spec.streaming_encoding,
-                    encoder_queue_frames=spec.encoder_queue_frames)
+                    image_writer_threads=spec.image_writer_threads, streaming_encoding=self._spooled)
+                self._use_spool()
                 self._journal.commit(0, 0)
             except OSError as err:
                 raise DatasetWriteError(f"cannot create dataset {spec.root}: {err}") from err
@@ -142,22 +164,36 @@ class DatasetWriter:
     def _vcodec(self) -> str | None:
         return self.spec.video_codec if self.spec.use_videos else None
 
+    @property
+    def _spooled(self) -> bool:
+        return self.spec.streaming_encoding and self.spec.use_videos and bool(self.spec.cameras)
+
+    def _use_spool(self) -> None:
+        """Replace LeRobot's streaming encoder by the spool encoder (same codec settings)."""
+        if not self._spooled:
+            self._spool = None
+            return
+        encoding = VideoEncoding(**lerobot_datasets.spool_video_encoding(self._ds), nice=self.spec.encoder_nice)
+        self._spool = SpoolVideoEncoder(self.spool_dir, self.spec.fps, encoding)
+        lerobot_datasets.use_spool_encoder(self._ds, self._spool)
+
     def _reopen(self) -> None:
         """Open the committed dataset to append (LeRobot's resume path: new data/meta/video files)."""
         spec = self.spec
         self._ds = None
         try:
-            ds = lerobot_compat.open_dataset(
+            ds = lerobot_datasets.open_dataset(
                 repo_id=spec.repo_id, root=spec.root, vcodec=self._vcodec(),
-                image_writer_threads=spec.image_writer_threads, streaming_encoding=spec.streaming_encoding,
-                encoder_queue_frames=spec.encoder_queue_frames, cache_dir=self._journal.cache_dir)
+                image_writer_threads=spec.image_writer_threads, streaming_encoding=self._spooled,
+                cache_dir=self._journal.cache_dir)
         except OSError as err:
             raise DatasetWriteError(f"cannot open dataset {spec.root}: {err}") from err
         except Exception as err:  # LeRobot / datasets raise many types for a folder they cannot load
             raise DatasetWriteError(
                 f"LeRobot cannot load {spec.root} after recovery ({type(err).__name__}: {err})") from err
-        self._journal.prune_cache(lerobot_compat.dataset_cache_files(ds))
+        self._journal.prune_cache(lerobot_datasets.dataset_cache_files(ds))
         self._ds = ds
+        self._use_spool()
         self._episodes = int(ds.meta.total_episodes)
         self._frames = int(ds.meta.total_frames)
 
@@ -192,11 +228,18 @@ class DatasetWriter:
         return self._episodes
 
     def add_frame(self, images: Mapping[str, npt.NDArray[np.uint8]], state: npt.ArrayLike, action: npt.ArrayLike,
-                  task: str) -> None:
-        """Append one frame to the open episode: camera name -> (H, W, 3) uint8 RGB, joint vectors, task text."""
+                  task: str, sample_age_s: npt.ArrayLike | None = None) -> None:
+        """Append one frame to the open episode: camera name -> (H, W, 3) uint8 RGB, joint vectors, task text,
+        and (datasets with ``sample_age_streams``) each stream's sample age in seconds."""
         if not self._episode_open:
             raise DatasetStateError("no episode is open: call start_episode() first")
         frame = self._frame(images, state, action, task)
+        if self.spec.sample_age_streams:
+            ages = np.asarray(sample_age_s if sample_age_s is not None else (), dtype=np.float32)
+            if ages.shape != (len(self.spec.sample_age_streams),) or not np.all(np.isfinite(ages)):
+                raise DatasetFrameError(f"{SAMPLE_AGE_KEY}: need {len(self.spec.sample_age_streams)} finite ages "
+                                        f"({list(self.spec.sample_age_streams)}), got {ages.tolist()}")
+            frame[SAMPLE_AGE_KEY] = ages
         if self._episode_frames >= self._next_space_check:
             self._next_space_check = self._episode_frames + self.spec.fps
             self._check_free_space()
@@ -247,16 +290,13 @@ class DatasetWriter:
             raise DatasetStateError("the episode has no frames: nothing saved")
         index, frames = self._episodes, self._episode_frames
         t0 = time.monotonic()
+        tail = 0.0
         try:
-            dropped = lerobot_compat.streaming_dropped_frames(self._ds)
-            if dropped:
-                raise DatasetWriteError(
-                    f"the streaming video encoder dropped {dropped} frame(s) (it fell behind): the video would not "
-                    "match the data. Use streaming_encoding false, a faster video_codec, or fewer/smaller cameras")
-            lerobot_compat.save_episode(self._ds)
+            lerobot_datasets.save_episode(self._ds)
+            tail = self._spool.last_finish_wait_s if self._spool is not None else 0.0
             t1 = time.monotonic()
             self._ds.finalize()
-            lerobot_compat.stop_image_writer(self._ds)
+            lerobot_datasets.stop_image_writer(self._ds)
             self._journal.commit(index + 1, self._frames + frames)
         except Exception as err:
             self._episode_open = False
@@ -272,7 +312,8 @@ class DatasetWriter:
         shutil.rmtree(self.spec.root / "images", ignore_errors=True)  # encoded: only empty folders are left
         self._reopen_after_commit()
         return EpisodeReport(index=index, frames=frames, duration_s=frames / self.spec.fps, encode_s=t1 - t0,
-                             commit_s=time.monotonic() - t1, tasks=tuple(sorted(self._episode_tasks)))
+                             commit_s=time.monotonic() - t1, tasks=tuple(sorted(self._episode_tasks)),
+                             encode_tail_s=tail)
 
     def _reopen_after_commit(self) -> None:
         try:
@@ -307,7 +348,7 @@ class DatasetWriter:
                 self._log(f"closing {self.spec.root}: discarded the unsaved episode ({dropped} frames)")
             if self._ds is not None:
                 self._ds.finalize()
-                lerobot_compat.stop_image_writer(self._ds)
+                lerobot_datasets.stop_image_writer(self._ds)
         finally:
             self._ds = None
             self._closed = True

@@ -6,31 +6,35 @@ and republishes a short summary (level, message, timing keys) at ``rate_hz`` abo
 
 from __future__ import annotations
 
+from typing import Any
+
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from visualization_msgs.msg import Marker, MarkerArray
 
 from wallx_ros.analysis.diagnostics_summary import StatusEntry, summarise
+from wallx_ros.core.parameter_table import Param, ParameterTable, ParamType
 from wallx_ros.nodes.executors import spin_node
+from wallx_ros.nodes.parameters import declare_and_read
 
-__all__ = ["DiagnosticsMarkersNode", "main"]
+__all__ = ["TABLE", "DiagnosticsMarkersNode", "main"]
+
+TABLE = ParameterTable("wallx_diagnostics_markers", [
+    Param("frame_id", ParamType.STRING, "world", "frame of the text marker"),
+    Param("position", ParamType.DOUBLE_ARRAY, [0.0, 1.2, 0.6], "x, y, z of the text in frame_id", length=3),
+    Param("text_height", ParamType.DOUBLE, 0.025, "text height (m)", low=1e-6),
+    Param("rate_hz", ParamType.DOUBLE, 2.0, "republish rate", low=0.01, high=1000.0),
+], summary="/diagnostics as an RViz text marker (~/markers).")
 
 
 class DiagnosticsMarkersNode(Node):
-    def __init__(self) -> None:
-        super().__init__("wallx_diagnostics_markers")
-        for name, default, text in (("frame_id", "world", "frame of the text marker"),
-                                    ("position", [0.0, 1.2, 0.6], "x, y, z of the text in frame_id"),
-                                    ("text_height", 0.025, "text height (m)"),
-                                    ("rate_hz", 2.0, "republish rate")):
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, read_only=True))
-        self._frame = str(self.get_parameter("frame_id").value)
-        self._position = [float(v) for v in self.get_parameter("position").value]
-        self._height = float(self.get_parameter("text_height").value)
-        rate = float(self.get_parameter("rate_hz").value)
-        if len(self._position) != 3 or rate <= 0:
-            raise ValueError("position must have 3 values and rate_hz must be > 0")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(TABLE.node_name, **kwargs)
+        values = declare_and_read(self, TABLE)
+        self._frame = str(values["frame_id"])
+        self._position = [float(v) for v in values["position"]]
+        self._height = float(values["text_height"])
+        rate = float(values["rate_hz"])
         self._statuses: dict[str, StatusEntry] = {}
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self._pub = self.create_publisher(MarkerArray, "~/markers", 1)
@@ -58,7 +62,7 @@ class DiagnosticsMarkersNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(DiagnosticsMarkersNode, args=args, logger_name="diagnostics_markers")
+    return spin_node(DiagnosticsMarkersNode, args=args, logger_name=TABLE.node_name, table=TABLE)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ their task while they are suspended; the nodes of this package use none.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +36,11 @@ from rclpy.executors import (
 from rclpy.node import Node
 
 from wallx_ros import ros_compat
+from wallx_ros.core.errors import ParameterError
+from wallx_ros.core.parameter_table import ParameterTable
+from wallx_ros.nodes.parameters import PARAMETER_ERROR_EXIT, command_line
 
-__all__ = ["MultiThreadedExecutor", "spin_node"]
+__all__ = ["MultiThreadedExecutor", "ros_init", "spin_node"]
 
 NodeT = TypeVar("NodeT", bound=Node)
 
@@ -79,20 +83,46 @@ class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
             finished.result()  # raise a callback's exception in the spinning thread, as rclpy does
 
 
-def spin_node(build: Callable[[], NodeT], *, args: list[str] | None, logger_name: str,
+def ros_init(args: list[str] | None, logger_name: str) -> Any:
+    """``ros_compat.init`` that turns rcl's refusal of the command line into one line and ``None``."""
+    try:
+        return ros_compat.init(args=args)
+    except RuntimeError as err:  # rclpy's RCLError / UnknownROSArgsError: a ROS argument rcl cannot parse
+        print(f"[{logger_name}] {str(err).splitlines()[0]}", file=sys.stderr)
+        return None
+
+
+def spin_node(build: Callable[..., NodeT], *, args: list[str] | None, logger_name: str,
+              table: ParameterTable | None = None,
               startup_errors: tuple[type[BaseException], ...] = (),
               executor: Callable[[], Executor] = SingleThreadedExecutor,
               on_exit: Callable[[NodeT], None] | None = None) -> int:
     """A node's main(): init rclpy, build the node, spin until Ctrl-C, clean up; returns the exit code.
 
-    A configuration error listed in ``startup_errors`` is logged as fatal and gives exit code 1. ``on_exit``
-    runs (before the node is destroyed) however spinning ends. An error raised by spin once SIGINT has shut
-    the context down (a callback still publishing, say) is part of the shutdown, not a failure.
+    With the node's parameter ``table``: ``--help`` prints it and returns 0 without starting ROS, and the
+    command line's overrides are checked first (a bad one: one line, exit code 2); the checked values reach
+    ``build(parameter_overrides=...)``. A configuration error listed in ``startup_errors`` is logged as fatal
+    and gives exit code 1 (a ParameterError: 2). ``on_exit`` runs (before the node is destroyed) however spinning
+    ends. An error raised by spin once SIGINT has shut the context down (a callback still publishing, say) is
+    part of the shutdown, not a failure. A node that ends the run itself (a batch job: demonstrations recorded,
+    episodes evaluated) sets an int ``exit_code`` before shutting its context down: that is the exit code.
     """
+    overrides: list[Any] = []
+    exit_code = 0
+    if table is not None:
+        code, overrides = command_line(table, args)
+        if code is not None:
+            return code
     try:
-        with ros_compat.init(args=args):  # rclpy.init() is no context manager on Jazzy
+        init = ros_init(args, logger_name)
+        if init is None:
+            return PARAMETER_ERROR_EXIT
+        with init:  # rclpy.init() is no context manager on Jazzy
             try:
-                node = build()
+                node = build(parameter_overrides=overrides) if table is not None else build()
+            except ParameterError as err:
+                rclpy.logging.get_logger(logger_name).fatal(f"cannot start: {err}")
+                return PARAMETER_ERROR_EXIT
             except startup_errors as err:
                 rclpy.logging.get_logger(logger_name).fatal(f"cannot start: {err}")
                 return 1
@@ -108,7 +138,10 @@ def spin_node(build: Callable[[], NodeT], *, args: list[str] | None, logger_name
             finally:
                 if on_exit is not None:
                     on_exit(node)
+                own = getattr(node, "exit_code", None)
+                if isinstance(own, int):
+                    exit_code = own
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    return 0
+    return exit_code

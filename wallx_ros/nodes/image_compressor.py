@@ -11,31 +11,35 @@ Frames that cannot be encoded are reported and skipped.
 
 from __future__ import annotations
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, ParameterType
+from typing import Any
+
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.image_encoding import JPEG_FORMAT, encode_jpeg
+from wallx_ros.core.parameter_table import Param, ParameterTable, ParamType
 from wallx_ros.nodes.executors import spin_node
+from wallx_ros.nodes.parameters import declare_and_read
 from wallx_ros.nodes.ros_conversions import image_to_rgb
 
-__all__ = ["ImageCompressor", "main"]
+__all__ = ["TABLE", "ImageCompressor", "main"]
+
+TABLE = ParameterTable("image_compressor", [
+    Param("cameras", ParamType.STRING_ARRAY, ["face_view", "left_wrist_view", "right_wrist_view"],
+          "camera namespaces: <camera>/image_raw -> <camera>/image_raw/compressed"),
+    Param("jpeg_quality", ParamType.INTEGER, 80, "JPEG quality (80: ~4% of the raw size on camera images)",
+          low=1, high=100),
+], summary="Robot side of a two-host deployment: raw camera images in, JPEG CompressedImage out.")
 
 
 class ImageCompressor(Node):
-    def __init__(self) -> None:
-        super().__init__("image_compressor")
-        self.declare_parameter("cameras", ["face_view", "left_wrist_view", "right_wrist_view"], ParameterDescriptor(
-            type=ParameterType.PARAMETER_STRING_ARRAY, read_only=True,
-            description="camera namespaces: <camera>/image_raw -> <camera>/image_raw/compressed"))
-        self.declare_parameter("jpeg_quality", 80, ParameterDescriptor(
-            type=ParameterType.PARAMETER_INTEGER, read_only=True,
-            description="JPEG quality 1..100 (80: ~4% of the raw size on camera images)",
-            integer_range=[IntegerRange(from_value=1, to_value=100, step=1)]))
-        cameras = [str(c) for c in self.get_parameter("cameras").value]
-        self.quality = int(self.get_parameter("jpeg_quality").value)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(TABLE.node_name, **kwargs)
+        values = declare_and_read(self, TABLE)
+        cameras = [str(c) for c in values["cameras"]]
+        self.quality = int(values["jpeg_quality"])
         if not cameras or len(set(cameras)) != len(cameras):
             raise CoreError(f"parameter cameras must list distinct camera names, got {cameras}")
         self._pubs = {}
@@ -63,7 +67,8 @@ class ImageCompressor(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(ImageCompressor, args=args, logger_name="image_compressor", startup_errors=(CoreError,))
+    return spin_node(ImageCompressor, args=args, logger_name=TABLE.node_name, table=TABLE,
+                     startup_errors=(CoreError,))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Every parameter of the policy node: name, default, type, description - declared once, read once.
+"""Every parameter of the policy node: name, type, default, range, description - declared once, read once.
 
-``PARAMETERS`` is the single list; ``config/policy.yaml`` documents each entry (a test checks that the
-two agree, and that the launch file only sets declared parameters). Values are read into the frozen
-``PolicyNodeConfig`` at configure time; only ``instruction`` may change at run time.
+``TABLE`` is the single list (the package's parameter-table pattern, ``core.parameter_table``);
+``config/policy.yaml`` documents each entry (a test checks that the two agree, and that the launch file only
+sets declared parameters). Values are read into the frozen ``PolicyNodeConfig`` at configure time; only
+``instruction`` may change at run time.
 """
 
 from __future__ import annotations
@@ -11,105 +12,126 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 
 from wallx_ros.core.chunk_execution import BLEND_MODES, ExecutionConfig
 from wallx_ros.core.joint_trajectory_rules import JtcOptions
+from wallx_ros.core.parameter_table import Param, ParameterTable, ParamType
+from wallx_ros.core.realtime_chunking import RTC_SCHEDULES, RtcConfig
 from wallx_ros.core.safety import VIOLATION_POLICIES
+from wallx_ros.nodes.parameters import read
 from wallx_ros.policy import BackendConfig
+from wallx_ros.policy.config import ENGINES, FLOW_ATTENTION, PREDICTION_MODES
 from wallx_ros.policy.errors import PolicyError
 
-__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "PARAMETERS", "RUNTIME_PARAMETERS", "ParamSpec",
-           "PolicyNodeConfig", "declare_all", "read_config"]
+__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "RUNTIME_PARAMETERS", "TABLE", "PolicyNodeConfig", "read_config"]
 
 OUTPUT_MODES = ("trajectory", "action", "joint_state", "array")
 DIAGNOSTICS_RATE_RANGE = (0.01, 1000.0)
 RUNTIME_PARAMETERS = ("instruction",)
 
+_B, _I, _D, _S = ParamType.BOOL, ParamType.INTEGER, ParamType.DOUBLE, ParamType.STRING
+_SA, _DA = ParamType.STRING_ARRAY, ParamType.DOUBLE_ARRAY
 
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    default: Any  # a Parameter.Type for arrays without a default (YAML cannot hold empty lists)
-    description: str
-
-
-_STR_ARRAY = Parameter.Type.STRING_ARRAY
-_DBL_ARRAY = Parameter.Type.DOUBLE_ARRAY
-
-PARAMETERS: tuple[ParamSpec, ...] = (
+TABLE = ParameterTable("wallx_policy", [
     # model
-    ParamSpec("checkpoint_dir", "", "LeRobot wall_x policy folder to load (required)"),
-    ParamSpec("backbone_dir", "", "local WALL-OSS backbone folder when the checkpoint has none"),
-    ParamSpec("action_tokenizer_dir", "", "fast mode: action tokenizer folder"),
-    ParamSpec("device", "cpu", "cpu, cuda, cuda:N or auto"),
-    ParamSpec("dtype", "bfloat16", "model dtype (WallX runs mixed bfloat16/float32)"),
-    ParamSpec("mode", "", "prediction mode: diffusion or fast; empty = the checkpoint's"),
-    ParamSpec("allow_random_weights", False, "accept random-weight test checkpoints (never on a robot)"),
-    ParamSpec("trust_remote_code", False, "allow loading an action tokenizer that executes code"),
-    ParamSpec("seed", -1, "re-seed torch before each prediction (>= 0), -1 = free-running noise"),
-    ParamSpec("num_threads", 0, "torch CPU threads, 0 = torch default"),
-    ParamSpec("engine", "auto", "flow-mode engine: auto, stock (LeRobot's predict_action_chunk) or fast_flow"),
-    ParamSpec("flow_attention", "auto", "fast_flow attention: auto (sdpa on CUDA, eager on CPU), eager or sdpa"),
-    ParamSpec("cuda_graphs", True, "on CUDA: replay fast_flow's flow / fast_decode's decode step as CUDA graphs"),
-    ParamSpec("flow_compile", False, "fast_flow: torch.compile a decoder layer + vision block (fused kernels)"),
-    ParamSpec("warmup", True, "run one inference at configure so the first real one is not slow"),
-    ParamSpec("autostart", True, "configure and activate at start-up (false: wait for a lifecycle manager)"),
+    Param("checkpoint_dir", _S, "", "LeRobot wall_x policy folder to load (required)"),
+    Param("backbone_dir", _S, "", "local WALL-OSS backbone folder when the checkpoint has none"),
+    Param("action_tokenizer_dir", _S, "", "fast mode: action tokenizer folder"),
+    Param("device", _S, "cpu", "cpu, cuda, cuda:N or auto"),
+    Param("dtype", _S, "bfloat16", "model dtype (WallX runs mixed bfloat16/float32)"),
+    Param("mode", _S, "", "prediction mode: diffusion or fast; empty = the checkpoint's",
+          choices=("", *PREDICTION_MODES)),
+    Param("allow_random_weights", _B, False, "accept random-weight test checkpoints (never on a robot)"),
+    Param("trust_remote_code", _B, False, "allow loading an action tokenizer that executes code"),
+    Param("seed", _I, -1, "re-seed torch before each prediction (>= 0), -1 = free-running noise", low=-1),
+    Param("num_threads", _I, 0, "torch CPU threads, 0 = torch default", low=0, high=1024),
+    Param("engine", _S, "auto", "flow-mode engine: auto, stock (LeRobot's predict_action_chunk) or fast_flow",
+          choices=ENGINES),
+    Param("flow_attention", _S, "auto", "fast_flow attention: auto (sdpa on CUDA, eager on CPU), eager or sdpa",
+          choices=FLOW_ATTENTION),
+    Param("cuda_graphs", _B, True, "on CUDA: replay fast_flow's flow / fast_decode's decode step as CUDA graphs"),
+    Param("flow_compile", _B, False, "fast_flow: torch.compile a decoder layer + vision block (fused kernels)"),
+    Param("warmup", _B, True, "run one inference at configure so the first real one is not slow"),
+    Param("autostart", _B, True, "configure and activate at start-up (false: wait for a lifecycle manager)"),
     # inputs
-    ParamSpec("instruction", "", "task instruction; ~/instruction (std_msgs/String) replaces it"),
-    ParamSpec("max_instruction_length", 1000, "longer instructions are refused (characters)"),
-    ParamSpec("cameras", _STR_ARRAY, "model camera keys to use; unset = the checkpoint's cameras"),
-    ParamSpec("camera_topics", _STR_ARRAY, "topic per camera (same order); unset = <camera>/image_raw[/compressed]"),
-    ParamSpec("camera_transport", "raw", "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage"),
-    ParamSpec("use_cv_bridge", "auto", "auto | true | false: convert images with ROS 2 cv_bridge when usable"),
-    ParamSpec("state_joint_names", _STR_ARRAY, "robot joint of each model state dim; unset = checkpoint mapping"),
-    ParamSpec("action_joint_names", _STR_ARRAY, "robot joint of each used action dim; unset = checkpoint mapping"),
-    ParamSpec("sync_tolerance_s", 0.05, "max stamp spread between the streams of one observation (s)"),
-    ParamSpec("max_age_s", 0.5, "a stream older than this blocks inference and triggers a hold (s)"),
-    ParamSpec("clock_tolerance_s", 0.005, "stamps up to this far in the future are accepted; beyond: the robot's "
-                                          "clock is ahead of this host's, the node holds (s)"),
-    ParamSpec("max_transport_delay_s", 0.5, "every stream older than this on arrival: robot clock behind or link "
-                                            "unusable, the node holds (s)"),
+    Param("instruction", _S, "", "task instruction; ~/instruction (std_msgs/String) replaces it", read_only=False),
+    Param("max_instruction_length", _I, 1000, "longer instructions are refused (characters)", low=1),
+    Param("cameras", _SA, None, "model camera keys to use; unset = the checkpoint's cameras"),
+    Param("camera_topics", _SA, None, "topic per camera (same order); unset = <camera>/image_raw[/compressed]"),
+    Param("camera_transport", _S, "raw", "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage",
+          choices=("raw", "compressed")),
+    Param("use_cv_bridge", _S, "auto", "convert images with ROS 2 cv_bridge when usable",
+          choices=("auto", "true", "false")),
+    Param("state_joint_names", _SA, None, "robot joint of each model state dim; unset = checkpoint mapping"),
+    Param("action_joint_names", _SA, None, "robot joint of each used action dim; unset = checkpoint mapping"),
+    Param("sync_tolerance_s", _D, 0.05, "max stamp spread between the streams of one observation (s)",
+          low=1e-6, high=60.0),
+    Param("max_age_s", _D, 0.5, "a stream older than this blocks inference and triggers a hold (s)",
+          low=1e-3, high=60.0),
+    Param("clock_tolerance_s", _D, 0.005, "stamps up to this far in the future are accepted; beyond: the robot's "
+          "clock is ahead of this host's, the node holds (s)", low=0.0, high=60.0),
+    Param("max_transport_delay_s", _D, 0.5, "every stream older than this on arrival: robot clock behind or link "
+          "unusable, the node holds (s)", low=1e-3, high=3600.0),
     # action mapping
-    ParamSpec("action_type", "absolute", "absolute | delta (target = observed position + action)"),
-    ParamSpec("gripper_joints", _STR_ARRAY, "joints scaled as robot = gripper_offset + gripper_scale * model"),
-    ParamSpec("gripper_scale", 1.0, "gripper scale (model units -> robot units)"),
-    ParamSpec("gripper_offset", 0.0, "gripper offset (robot units)"),
+    Param("action_type", _S, "absolute", "absolute | delta (target = observed position + action)",
+          choices=("absolute", "delta")),
+    Param("gripper_joints", _SA, None, "joints scaled as robot = gripper_offset + gripper_scale * model"),
+    Param("gripper_scale", _D, 1.0, "gripper scale (model units -> robot units)"),
+    Param("gripper_offset", _D, 0.0, "gripper offset (robot units)"),
     # chunk execution
-    ParamSpec("execution_horizon", 16, "rows of a chunk executed before the next chunk takes over (1..chunk)"),
-    ParamSpec("blend", "crossfade", "none | crossfade: blending of overlapping chunks"),
-    ParamSpec("blend_steps", 8, "cross-fade width in rows"),
-    ParamSpec("latency_compensation", True, "stamp = observation time + latency_offset_s (controller skips "
-                                            "past points); false = stamp 0, chunk starts when received"),
-    ParamSpec("latency_offset_s", 0.0, "constant added to the observation stamp (e.g. camera exposure delay)"),
-    ParamSpec("min_lead_s", 0.04, "drop a chunk whose last point is less than this far in the future (s)"),
-    ParamSpec("control_rate_hz", 0.0, "watchdog / streaming rate; 0 = the policy's fps"),
-    ParamSpec("stream_priority", 0, "streaming thread SCHED_FIFO priority 1-99 (needs CAP_SYS_NICE); 0 = normal"),
+    Param("execution_horizon", _I, 16, "rows of a chunk executed before the next chunk takes over (1..chunk)", low=1),
+    Param("blend", _S, "crossfade", "blending of overlapping chunks (c1: position and velocity continuous, within "
+          "max_velocity / max_acceleration)", choices=BLEND_MODES),
+    Param("blend_steps", _I, 8, "blend width in rows (c1: the shortest; longer when the limits need it)", low=0),
+    Param("rtc", _B, False, "real-time chunking (flow mode): the model continues the running plan; blend applies "
+          "where it cannot run"),
+    Param("rtc_max_guidance", _D, 10.0, "RTC: cap of the guidance gain (beta)", low=0.0, high=1e6),
+    Param("rtc_schedule", _S, "exp", "RTC: weights of the overlap after the frozen rows", choices=RTC_SCHEDULES),
+    Param("rtc_delay_percentile", _D, 99.0, "RTC: inference delay d = this percentile of the measured delays",
+          low=0.0, high=100.0),
+    Param("latency_compensation", _B, True, "stamp = observation time + latency_offset_s (controller skips "
+          "past points); false = stamp 0, chunk starts when received"),
+    Param("latency_offset_s", _D, 0.0, "constant added to the observation stamp (e.g. camera exposure delay)",
+          low=-10.0, high=10.0),
+    Param("min_lead_s", _D, 0.04, "drop a chunk whose last point is less than this far in the future (s)",
+          low=0.0, high=60.0),
+    Param("control_rate_hz", _D, 0.0, "watchdog / streaming rate; 0 = the policy's fps", low=0.0, high=10_000.0),
+    Param("stream_priority", _I, 0, "streaming thread SCHED_FIFO priority 1-99 (needs CAP_SYS_NICE); 0 = normal",
+          low=0, high=99),
     # safety
-    ParamSpec("position_lower", _DBL_ARRAY, "lower position limit: one value or one per action joint"),
-    ParamSpec("position_upper", _DBL_ARRAY, "upper position limit: one value or one per action joint"),
-    ParamSpec("max_velocity", _DBL_ARRAY, "max joint speed (units/s): one value or one per action joint"),
-    ParamSpec("urdf_path", "", "URDF file: joint limits (parameters override) and RViz markers"),
-    ParamSpec("robot_description", "", "URDF as a string (used when urdf_path is empty)"),
-    ParamSpec("limit_violation", "clamp", "clamp | reject: what to do with a chunk outside the limits"),
-    ParamSpec("controller_joints", _STR_ARRAY, "joints of the receiving controller; unset = action joints"),
-    ParamSpec("jtc_allow_partial_joints_goal", False, "the controller's allow_partial_joints_goal"),
-    ParamSpec("jtc_allow_nonzero_velocity_at_trajectory_end", False,
-              "the controller's allow_nonzero_velocity_at_trajectory_end"),
+    Param("position_lower", _DA, None, "lower position limit: one value or one per action joint"),
+    Param("position_upper", _DA, None, "upper position limit: one value or one per action joint"),
+    Param("max_velocity", _DA, None, "max joint speed (units/s): one value or one per action joint", low=0.0),
+    Param("max_acceleration", _DA, None, "max joint acceleration (units/s^2): one value or one per action joint; "
+          "unset = the URDF's where it has one, else none", low=0.0),
+    Param("urdf_path", _S, "", "URDF file: joint limits (parameters override) and RViz markers"),
+    Param("robot_description", _S, "", "URDF as a string (used when urdf_path is empty)"),
+    Param("stats_limit_margin", _D, 0.1, "limits derived from the checkpoint's action statistics: the trained "
+          "range widened by this fraction of it on each side", low=0.0, high=10.0),
+    Param("allow_unlimited_motion", _B, False, "activate even when a joint has no position range or max velocity "
+          "(warned at every activation; never on a robot)"),
+    Param("limit_violation", _S, "clamp", "clamp | reject: what to do with a chunk outside the limits",
+          choices=VIOLATION_POLICIES),
+    Param("controller_joints", _SA, None, "joints of the receiving controller; unset = action joints"),
+    Param("jtc_allow_partial_joints_goal", _B, False, "the controller's allow_partial_joints_goal"),
+    Param("jtc_allow_nonzero_velocity_at_trajectory_end", _B, False,
+          "the controller's allow_nonzero_velocity_at_trajectory_end"),
     # outputs
-    ParamSpec("output_mode", "trajectory", "trajectory | action | joint_state | array"),
-    ParamSpec("dry_run", False, "publish only to ~/dry_run/joint_trajectory, never to the robot"),
-    ParamSpec("action_name", "follow_joint_trajectory", "output_mode action: FollowJointTrajectory server"),
-    ParamSpec("ghost_lookahead_s", 0.3, "the ghost JointState shows the plan this far ahead (s)"),
-    ParamSpec("ghost_rate_hz", 10.0, "rate of the ghost JointState (0 = off)"),
-    ParamSpec("marker_links", _STR_ARRAY, "links whose predicted paths are drawn; unset = URDF leaf links"),
-    ParamSpec("diagnostics_rate_hz", 1.0, "rate of /diagnostics and ~/status"),
-    ParamSpec("gil_switch_interval_s", 0.0005, "Python thread switch interval: short keeps the control "
-                                               "loop responsive while the model runs (s)"),
-)
+    Param("output_mode", _S, "trajectory", "where commands go", choices=OUTPUT_MODES),
+    Param("dry_run", _B, False, "publish only to ~/dry_run/joint_trajectory, never to the robot"),
+    Param("action_name", _S, "follow_joint_trajectory", "output_mode action: FollowJointTrajectory server"),
+    Param("ghost_lookahead_s", _D, 0.3, "the ghost JointState shows the plan this far ahead (s)", low=0.0, high=60.0),
+    Param("ghost_rate_hz", _D, 10.0, "rate of the ghost JointState (0 = off)", low=0.0, high=1000.0),
+    Param("marker_links", _SA, None, "links whose predicted paths are drawn; unset = URDF leaf links"),
+    Param("diagnostics_rate_hz", _D, 1.0, "rate of /diagnostics and ~/status", low=DIAGNOSTICS_RATE_RANGE[0],
+          high=DIAGNOSTICS_RATE_RANGE[1]),
+    Param("waiting_log_period_s", _D, 5.0, "while active but not publishing: say why every this many seconds "
+          "(0 = never)", low=0.0, high=3600.0),
+    Param("gil_switch_interval_s", _D, 0.0005, "Python thread switch interval: short keeps the control loop "
+          "responsive while the model runs (s)", low=1e-5, high=0.1),
+], summary="Runs the WALL-OSS policy (LeRobot wall_x) on the robot's cameras and joint states: lifecycle node, "
+           "safe JointTrajectory chunks out.")
 
 
 @dataclass(frozen=True)
@@ -135,11 +157,15 @@ class PolicyNodeConfig:
     gripper_scale: float
     gripper_offset: float
     execution: ExecutionConfig
+    rtc: RtcConfig
     control_rate_hz: float
     stream_priority: int
     position_lower: tuple[float, ...]
     position_upper: tuple[float, ...]
     max_velocity: tuple[float, ...]
+    max_acceleration: tuple[float, ...]
+    stats_limit_margin: float
+    allow_unlimited_motion: bool
     urdf_path: str
     robot_description: str
     limit_violation: str
@@ -152,6 +178,7 @@ class PolicyNodeConfig:
     ghost_rate_hz: float
     marker_links: tuple[str, ...]
     diagnostics_rate_hz: float
+    waiting_log_period_s: float
     gil_switch_interval_s: float
 
     def __post_init__(self) -> None:
@@ -186,27 +213,12 @@ class PolicyNodeConfig:
                               f"{self.max_instruction_length}")
 
 
-def declare_all(node: Node) -> None:
-    for spec in PARAMETERS:
-        read_only = spec.name not in RUNTIME_PARAMETERS
-        node.declare_parameter(spec.name, spec.default,
-                               ParameterDescriptor(description=spec.description, read_only=read_only))
-
-
 def read_config(node: Node) -> PolicyNodeConfig:
-    """Read the declared parameters into a validated config (raises PolicyError / core errors)."""
-
-    defaults = {spec.name: spec.default for spec in PARAMETERS}
+    """Read the declared parameters into a validated config (raises PolicyError / ParameterError / core errors)."""
+    values = read(node, TABLE)
 
     def get(name: str) -> Any:
-        try:
-            value = node.get_parameter(name).value
-        except ParameterUninitializedException:  # typed array parameters left unset
-            return None
-        if value is None and not isinstance(defaults.get(name), Parameter.Type):
-            raise PolicyError(f"parameter {name} has no value (an empty list or null in the params file?): "
-                              f"give a {type(defaults[name]).__name__}")
-        return value
+        return values[name]
 
     def strings(name: str) -> tuple[str, ...]:
         return tuple(str(v) for v in (get(name) or ()))
@@ -226,8 +238,10 @@ def read_config(node: Node) -> PolicyNodeConfig:
         allow_random_weights=bool(get("allow_random_weights")), trust_remote_code=bool(get("trust_remote_code")),
         seed=seed if seed >= 0 else None, num_threads=int(get("num_threads")),
         engine=str(get("engine")), flow_attention=str(get("flow_attention")), cuda_graphs=bool(get("cuda_graphs")),
-        flow_compile=bool(get("flow_compile")),
+        flow_compile=bool(get("flow_compile")), rtc=bool(get("rtc")), rtc_max_guidance=float(get("rtc_max_guidance")),
     )
+    rtc = RtcConfig(enabled=bool(get("rtc")), max_guidance=float(get("rtc_max_guidance")),
+                    schedule=str(get("rtc_schedule")), delay_percentile=float(get("rtc_delay_percentile")))
     execution = ExecutionConfig(
         execution_horizon=int(get("execution_horizon")), blend=str(get("blend")), blend_steps=int(get("blend_steps")),
         latency_compensation=bool(get("latency_compensation")), latency_offset_s=float(get("latency_offset_s")),
@@ -245,13 +259,17 @@ def read_config(node: Node) -> PolicyNodeConfig:
         max_transport_delay_s=float(get("max_transport_delay_s")), action_type=str(get("action_type")),
         gripper_joints=strings("gripper_joints"),
         gripper_scale=float(get("gripper_scale")), gripper_offset=float(get("gripper_offset")), execution=execution,
+        rtc=rtc,
         control_rate_hz=float(get("control_rate_hz")), stream_priority=int(get("stream_priority")),
         position_lower=floats("position_lower"),
-        position_upper=floats("position_upper"), max_velocity=floats("max_velocity"), urdf_path=str(get("urdf_path")),
+        position_upper=floats("position_upper"), max_velocity=floats("max_velocity"),
+        max_acceleration=floats("max_acceleration"), stats_limit_margin=float(get("stats_limit_margin")),
+        allow_unlimited_motion=bool(get("allow_unlimited_motion")), urdf_path=str(get("urdf_path")),
         robot_description=str(get("robot_description")), limit_violation=str(get("limit_violation")),
         controller_joints=strings("controller_joints"), jtc=jtc, output_mode=str(get("output_mode")),
         dry_run=bool(get("dry_run")), action_name=str(get("action_name")),
         ghost_lookahead_s=float(get("ghost_lookahead_s")), ghost_rate_hz=float(get("ghost_rate_hz")),
         marker_links=strings("marker_links"), diagnostics_rate_hz=float(get("diagnostics_rate_hz")),
+        waiting_log_period_s=float(get("waiting_log_period_s")),
         gil_switch_interval_s=float(get("gil_switch_interval_s")),
     )

@@ -20,17 +20,23 @@ from rclpy.node import Node
 from visualization_msgs.msg import Marker, MarkerArray
 
 from wallx_ros.core.chunk_execution import Plan
+from wallx_ros.core.policy_control import ChunkOutcome, ControlMode, PolicyControl
+from wallx_ros.core.stream_sync import StreamStats
 from wallx_ros.core.urdf import UrdfModel
 from wallx_ros.nodes.ros_conversions import time_from_ns
 
-__all__ = ["STATUS_FIELDS", "PolicyStatusPublisher", "StatusFields", "path_markers"]
+__all__ = ["STATUS_FIELDS", "SWITCH_FIGURES", "PolicyStatusPublisher", "StatusFields", "path_markers"]
 
 _LATENCY_FIELDS = ("input_age", "decode", "preprocess", "inference", "postprocess", "handoff", "publish", "model",
                    "end_to_end", "overhead")
-STATUS_FIELDS = ("state", "state_since", "hold_reason", "last_problem", "observation_stamp",
+STATUS_FIELDS = ("state", "state_since", "hold_reason", "last_problem", "instruction_problem",
+                 "observation_stamp",
                  *(f"{s}_ms" for s in _LATENCY_FIELDS), "transport_delay_ms", "chunk_boundary_jump",
-                 "published_boundary_jump", "skipped_points", "chunks_published", "chunks_rejected",
-                 "observations_dropped")
+                 "published_boundary_jump", "skipped_points", "switch_position_jump", "switch_velocity_jump",
+                 "switch_peak_acceleration", "rtc_delay_steps", "rtc_prefix_error", "chunks_published",
+                 "chunks_rejected", "observations_dropped")
+# the chunk-switch figures (joint units) the node keeps rolling windows of, next to the latency stages
+SWITCH_FIGURES = ("switch_position_jump", "switch_velocity_jump", "switch_peak_acceleration", "rtc_prefix_error")
 _LEVELS = {"running": DiagnosticStatus.OK, "waiting": DiagnosticStatus.OK, "inactive": DiagnosticStatus.OK,
            "holding": DiagnosticStatus.WARN, "paused": DiagnosticStatus.WARN, "estopped": DiagnosticStatus.ERROR,
            "unconfigured": DiagnosticStatus.WARN}
@@ -50,25 +56,80 @@ class StatusFields:
     state_since_ns: int = 0
     hold_reason: str = ""
     last_problem: str = ""
+    instruction_problem: str = ""
     observation_stamp_ns: int = 0
     last_timings: dict[str, float] = field(default_factory=dict)
     transport_delay_ms: float = float("nan")
     chunk_boundary_jump: float = 0.0
     published_boundary_jump: float = 0.0
     skipped_points: int = 0
+    switch_position_jump: float = float("nan")
+    switch_velocity_jump: float = float("nan")
+    switch_peak_acceleration: float = float("nan")
+    rtc_delay_steps: int = -1
+    rtc_prefix_error: float = float("nan")
     chunks_published: int = 0
     chunks_rejected: int = 0
     observations_dropped: int = 0
 
+    def refresh(self, now_ns: int, control: PolicyControl | None, configure_error: str, activate_error: str,
+                dropped: int | None, stats: Sequence[StreamStats] | None) -> StatusFields:
+        """Bring the state fields up to date before publishing (returns self)."""
+        self.stamp_ns = now_ns
+        if control is None:
+            self.state, self.hold_reason = "unconfigured", configure_error or "not configured"
+        else:
+            self.state, self.hold_reason = control.mode.value, control.reason
+            if control.mode is ControlMode.INACTIVE and activate_error:
+                self.hold_reason = activate_error
+            self.state_since_ns = control.since_ns
+        if dropped is not None:
+            self.observations_dropped = dropped
+        if stats is not None:
+            delays = [s.transport_delay_s for s in stats if s.transport_delay_s is not None]
+            self.transport_delay_ms = max(delays) * 1e3 if delays else float("nan")
+        return self
+
+    def record_boundary(self, outcome: ChunkOutcome) -> None:
+        """Every chunk that reached the executor: its boundary jump and real-time chunking figures (d it was
+        computed with, how closely it kept the prefix), published or not."""
+        if outcome.raw_jump is not None:
+            self.chunk_boundary_jump = outcome.raw_jump
+            self.published_boundary_jump = outcome.published_jump or 0.0
+        self.rtc_delay_steps = outcome.delay_steps if outcome.delay_steps is not None else -1
+        self.rtc_prefix_error = outcome.prefix_error if outcome.prefix_error is not None else float("nan")
+
+    def record_published(self, outcome: ChunkOutcome, observation_stamp_ns: int, timings: dict[str, float]) -> None:
+        """A published chunk: its timings, observation, skipped points and switch figures."""
+        self.last_timings = timings
+        self.observation_stamp_ns = observation_stamp_ns
+        self.skipped_points = outcome.past_points
+        self.chunks_published += 1
+        self.last_problem = ""
+        if outcome.switch is not None:
+            self.switch_position_jump = outcome.switch.position_jump
+            self.switch_velocity_jump = outcome.switch.velocity_jump
+            self.switch_peak_acceleration = outcome.switch.peak_acceleration
+
+    def switch_figures(self) -> dict[str, float]:
+        return {"switch_position_jump": self.switch_position_jump, "switch_velocity_jump": self.switch_velocity_jump,
+                "switch_peak_acceleration": self.switch_peak_acceleration}
+
     def values(self) -> dict[str, str]:
         out = {"state": self.state, "state_since": f"{self.state_since_ns / 1e9:.9f}", "hold_reason": self.hold_reason,
-               "last_problem": self.last_problem, "observation_stamp": f"{self.observation_stamp_ns / 1e9:.9f}"}
+               "last_problem": self.last_problem, "instruction_problem": self.instruction_problem,
+               "observation_stamp": f"{self.observation_stamp_ns / 1e9:.9f}"}
         for stage in _LATENCY_FIELDS:
             out[f"{stage}_ms"] = f"{self.last_timings.get(stage, math.nan):.3f}"
         out.update({"transport_delay_ms": f"{self.transport_delay_ms:.3f}",
                     "chunk_boundary_jump": f"{self.chunk_boundary_jump:.6g}",
                     "published_boundary_jump": f"{self.published_boundary_jump:.6g}",
-                    "skipped_points": str(self.skipped_points), "chunks_published": str(self.chunks_published),
+                    "skipped_points": str(self.skipped_points),
+                    "switch_position_jump": f"{self.switch_position_jump:.6g}",
+                    "switch_velocity_jump": f"{self.switch_velocity_jump:.6g}",
+                    "switch_peak_acceleration": f"{self.switch_peak_acceleration:.6g}",
+                    "rtc_delay_steps": str(self.rtc_delay_steps), "rtc_prefix_error": f"{self.rtc_prefix_error:.6g}",
+                    "chunks_published": str(self.chunks_published),
                     "chunks_rejected": str(self.chunks_rejected),
                     "observations_dropped": str(self.observations_dropped)})
         return out
@@ -113,6 +174,7 @@ class PolicyStatusPublisher:
         msg = self._typed_cls()
         msg.header.stamp = time_from_ns(st.stamp_ns)
         msg.state, msg.hold_reason, msg.last_problem = st.state, st.hold_reason, st.last_problem
+        msg.instruction_problem = st.instruction_problem
         msg.state_since = time_from_ns(st.state_since_ns)
         msg.observation_stamp = time_from_ns(st.observation_stamp_ns)
         for stage in _LATENCY_FIELDS:
@@ -121,6 +183,10 @@ class PolicyStatusPublisher:
         msg.chunk_boundary_jump = float(st.chunk_boundary_jump)
         msg.published_boundary_jump = float(st.published_boundary_jump)
         msg.skipped_points, msg.chunks_published = st.skipped_points, st.chunks_published
+        msg.switch_position_jump = float(st.switch_position_jump)
+        msg.switch_velocity_jump = float(st.switch_velocity_jump)
+        msg.switch_peak_acceleration = float(st.switch_peak_acceleration)
+        msg.rtc_delay_steps, msg.rtc_prefix_error = st.rtc_delay_steps, float(st.rtc_prefix_error)
         msg.chunks_rejected, msg.observations_dropped = st.chunks_rejected, st.observations_dropped
         return msg
 

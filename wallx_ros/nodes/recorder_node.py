@@ -6,7 +6,9 @@ push stamped samples into ``dataset.recording.Recorder`` -> fixed-fps frames ali
 ``create / add_frame / save_episode / finalize``). Services ``~/start_episode``, ``~/stop_episode``
 (save) and ``~/discard_episode`` (std_srvs/Trigger), or ``autostart`` (record continuously, episodes cut by
 ``max_episode_s`` or ``~/stop_episode``); progress in the log and on ``/diagnostics``.
-SIGINT/SIGTERM save (or discard, ``on_shutdown``) the open episode and finalize the dataset.
+SIGINT/SIGTERM save (or discard, ``on_shutdown``) the open episode and finalize the dataset, however many of
+them arrive (``ros2 launch`` without a terminal sends two): ``nodes.shutdown_signals``.
+Parameters: ``dataset.recording_config.PARAMETERS`` (shared with the bag converter).
 """
 
 from __future__ import annotations
@@ -17,30 +19,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from wallx_ros import ros_compat
 from wallx_ros.core.cdr_image import parse_image_cdr
-from wallx_ros.core.errors import CoreError
+from wallx_ros.core.errors import CoreError, ParameterError
+from wallx_ros.core.frame_alignment import RULES
+from wallx_ros.core.frame_gaps import GAP_POLICIES
 from wallx_ros.core.image_decoding import decode_raw
 from wallx_ros.core.joint_mapping import JointSelector
+from wallx_ros.core.parameter_table import Param, ParameterTable, ParamType
 from wallx_ros.dataset.errors import DatasetError
 from wallx_ros.dataset.recording import Recorder, RecorderConfig
-from wallx_ros.dataset.spec import CameraSpec, DatasetSpec
-from wallx_ros.nodes.executors import MultiThreadedExecutor, spin_node
+from wallx_ros.dataset.recording_config import (
+    ACTION_SOURCES,
+    ON_SHUTDOWN,
+    TRANSPORTS,
+    Parameter,
+    RecordingConfig,
+    parameters,
+)
+from wallx_ros.dataset.spec import VIDEO_CODECS
+from wallx_ros.nodes.executors import MultiThreadedExecutor
+from wallx_ros.nodes.parameters import PARAMETER_ERROR_EXIT, command_line, declare_and_read
 from wallx_ros.nodes.ros_conversions import image_to_rgb, stamp_to_ns
+from wallx_ros.nodes.shutdown_signals import ShutdownSignals
 
-__all__ = ["ACTION_TYPES", "RecorderNode", "main"]
+__all__ = ["ACTION_TYPES", "TABLE", "RecorderNode", "main"]
 
-ACTION_TYPES = ("JointState", "JointTrajectory", "Float64MultiArray")
-_DEFAULT_CAMERAS = ["face_view", "left_wrist_view", "right_wrist_view"]
+ACTION_TYPES = ACTION_SOURCES
 
 
 def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
@@ -48,18 +64,43 @@ def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
             "durability": profile.durability}
 
 
-def _declare(node: Node, name: str, default: object, description: str) -> None:
-    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
+# Ranges and choices of the recording parameters, for their descriptors and the command-line check.
+_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "fps": {"low": 1, "high": 1000},
+    "video_codec": {"choices": VIDEO_CODECS},
+    "camera_transport": {"choices": TRANSPORTS},
+    "action_type": {"choices": ACTION_SOURCES},
+    "camera_rule": {"choices": RULES}, "state_rule": {"choices": RULES}, "action_rule": {"choices": RULES},
+    "gap_policy": {"choices": GAP_POLICIES},
+    "on_shutdown": {"choices": ON_SHUTDOWN},
+    "max_age_s": {"low": 1e-6}, "action_max_age_s": {"low": 1e-6}, "watermark_delay_s": {"low": 0.0},
+    "image_writer_threads": {"low": 0}, "min_free_mb": {"low": 0.0}, "max_episode_s": {"low": 0.0},
+    "max_queued_frames": {"low": 1}, "encoder_nice": {"low": 0, "high": 19},
+    "diagnostics_period_s": {"low": 1e-3}, "progress_log_period_s": {"low": 0.0},
+}
+
+
+def _param(p: Parameter) -> Param:
+    default = p.default
+    kind = (ParamType.BOOL if isinstance(default, bool) else ParamType.INTEGER if isinstance(default, int)
+            else ParamType.DOUBLE if isinstance(default, float) else ParamType.STRING_ARRAY
+            if isinstance(default, list) else ParamType.STRING)
+    return Param(p.name, kind, default, p.description, **_CONSTRAINTS.get(p.name, {}))
+
+
+TABLE = ParameterTable("wallx_recorder", [_param(p) for p in parameters("live")],
+                       summary="Cameras + joint states + the teleop command -> a LeRobot v3 dataset (services "
+                               "~/start_episode, ~/stop_episode, ~/discard_episode).")
 
 
 class RecorderNode(Node):
     """Records teleoperated episodes into one LeRobot dataset."""
 
-    def __init__(self) -> None:
-        super().__init__("wallx_recorder")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(TABLE.node_name, **kwargs)
         self.config, self._transport, self._action_type, self._action_topic = self._read_parameters()
-        self._instruction = str(self.get_parameter("instruction").value)
-        self._on_shutdown = str(self.get_parameter("on_shutdown").value)
+        self._instruction = self.recording.instruction
+        self._on_shutdown = self.recording.on_shutdown
         spec = self.config.dataset
         self.recorder = Recorder(self.config, log=self.get_logger().info, error_log=self.get_logger().error)
         self._state_selector = JointSelector(spec.state_names)
@@ -90,82 +131,34 @@ class RecorderNode(Node):
         self.create_service(Trigger, "~/discard_episode", self._on_discard, callback_group=services)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(0.5 / spec.fps, self._tick, callback_group=timers)
-        period = float(self.get_parameter("diagnostics_period_s").value)
+        period = self.recording.diagnostics_period_s
         self.create_timer(period, self._publish_diagnostics, callback_group=timers)
-        self._progress_every = float(self.get_parameter("progress_log_period_s").value)
+        self._progress_every = self.recording.progress_log_period_s
         self._last_progress = 0.0
-        self._autostart = bool(self.get_parameter("autostart").value)
+        self._autostart = self.recording.autostart
         self._autostart_thread: threading.Thread | None = None
         self._next_autostart = 0.0
         self._closing = threading.Event()
         self.get_logger().info(
             f"ready: dataset {spec.root} ({spec.repo_id}, {spec.fps} fps, {'videos' if spec.use_videos else 'images'}"
-            f"), cameras {list(self.config.cameras)} ({self._transport}), joints {list(spec.state_names)}, action "
-            f"{self.resolve_topic_name(self._action_topic)} ({self._action_type}); "
+            f"), cameras {list(self.config.cameras) or 'none (state-only)'} ({self._transport}), joints "
+            f"{list(spec.state_names)}, action {self.resolve_topic_name(self._action_topic)} ({self._action_type}); "
+            f"gap_policy {self.config.gap_policy}; "
             + ("autostart: recording continuously" if self._autostart else "call ~/start_episode"))
 
     # -- parameters --------------------------------------------------------------------------------------
     def _read_parameters(self) -> tuple[RecorderConfig, str, str, str]:
-        _declare(self, "root", "", "dataset folder (LeRobot root); created, or appended to when it exists")
-        _declare(self, "repo_id", "local/wallx_demos", "LeRobot repo_id <user>/<name>")
-        _declare(self, "fps", 30, "frame rate of the dataset (integer, LeRobot)")
-        _declare(self, "use_videos", True, "cameras as mp4 videos (true) or PNG images in parquet (false)")
-        _declare(self, "video_codec", "libsvtav1", "libsvtav1, h264, hevc or auto (a hardware encoder)")
-        _declare(self, "robot_type", "", "robot type stored in the dataset (e.g. aloha)")
-        _declare(self, "cameras", _DEFAULT_CAMERAS, "camera keys; topics <camera>/image_raw[/compressed]")
-        _declare(self, "camera_transport", "raw", "raw: sensor_msgs/Image; compressed: CompressedImage")
-        _declare(self, "joint_names", [""], "joints of observation.state, picked by name from joint_states")
-        _declare(self, "action_joint_names", [""], "joints of action (empty: joint_names)")
-        _declare(self, "action_topic", "/wallx_teleop/action", "topic of the command being recorded as action")
-        _declare(self, "action_type", "JointState", "JointState, JointTrajectory (first point) or Float64MultiArray")
-        _declare(self, "instruction", "", "task of the next episodes; ~/instruction (std_msgs/String) replaces it")
-        _declare(self, "max_age_s", 0.1, "a camera/joint sample older than this at a frame time drops the frame")
-        _declare(self, "action_max_age_s", 0.5, "the same for the action stream")
-        _declare(self, "watermark_delay_s", 2.0, "delivery latency allowance: frames wait this long for a late stream")
-        _declare(self, "streaming_encoding", True, "encode videos while recording (LeRobot streaming encoder) "
-                 "instead of writing PNG frames and encoding at save")
-        _declare(self, "encoder_queue_frames", 90, "streaming: frames per camera the encoder may lag behind")
-        _declare(self, "image_writer_threads", 4, "threads writing the PNG frames LeRobot encodes at save")
-        _declare(self, "min_free_mb", 500.0, "refuse to record when the dataset disk has less free space")
-        _declare(self, "max_episode_s", 0.0, "save an episode automatically after this long (0: never)")
-        _declare(self, "autostart", False, "record continuously: start an episode as soon as every stream is there "
-                 "and the next one after each save or discard")
-        _declare(self, "max_queued_frames", 90, "frames waiting for the writer before new ones are dropped")
-        _declare(self, "on_shutdown", "save", "what SIGINT/SIGTERM does with an open episode: save or discard")
-        _declare(self, "diagnostics_period_s", 1.0, "period of /diagnostics")
-        _declare(self, "progress_log_period_s", 5.0, "period of progress log lines while recording")
-
-        def get(name: str) -> Any:
-            return self.get_parameter(name).value
-
-        root = str(get("root"))
-        if not root:
+        # one table for the node and the bag converter (dataset.recording_config.PARAMETERS), declared with
+        # descriptors (type, range, choices) like every node's (core.parameter_table)
+        values = declare_and_read(self, TABLE)
+        recording = RecordingConfig.from_params(values)
+        if not recording.root:
             raise DatasetError("parameter root is required (the dataset folder)")
-        transport = str(get("camera_transport"))
-        if transport not in ("raw", "compressed"):
-            raise DatasetError(f"camera_transport must be raw or compressed, got {transport!r}")
-        action_type = str(get("action_type"))
-        if action_type not in ACTION_TYPES:
-            raise DatasetError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
-        if str(get("on_shutdown")) not in ("save", "discard"):
-            raise DatasetError(f"on_shutdown must be save or discard, got {get('on_shutdown')!r}")
-        joints = tuple(n for n in get("joint_names") if n)
-        if not joints:
-            raise DatasetError("parameter joint_names is required (joints of observation.state)")
-        action_joints = tuple(n for n in get("action_joint_names") if n) or joints
-        cameras = tuple(get("cameras"))
-        spec = DatasetSpec(
-            root=Path(root), repo_id=str(get("repo_id")), fps=int(get("fps")),
-            cameras=tuple(CameraSpec(c, 1, 1) for c in cameras),  # real sizes: dataset on disk or first images
-            state_names=joints, action_names=action_joints, robot_type=str(get("robot_type")),
-            use_videos=bool(get("use_videos")), video_codec=str(get("video_codec")),
-            image_writer_threads=int(get("image_writer_threads")), min_free_mb=float(get("min_free_mb")),
-            streaming_encoding=bool(get("streaming_encoding")), encoder_queue_frames=int(get("encoder_queue_frames")))
-        config = RecorderConfig(
-            dataset=spec, max_age_s=float(get("max_age_s")), action_max_age_s=float(get("action_max_age_s")),
-            watermark_delay_s=float(get("watermark_delay_s")), max_queued_frames=int(get("max_queued_frames")),
-            max_episode_s=float(get("max_episode_s")))
-        return config, transport, action_type, str(get("action_topic"))
+        self.recording = recording
+        # camera sizes are placeholders: the dataset on disk or the first images decide
+        spec = recording.dataset_spec(Path(recording.root), {c: (1, 1) for c in recording.cameras})
+        config = RecorderConfig.from_recording(recording, spec)
+        return config, recording.camera_transport, recording.action_type, recording.action_topic
 
     # -- inputs ------------------------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -236,11 +229,15 @@ class RecorderNode(Node):
         return response
 
     def _on_stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = self.recorder.stop(True, self._now_ns())
+        now = self._now_ns()
+        self.get_logger().info(f"~/stop_episode: the episode ends at {now} ns; saving")
+        response.success, response.message = self.recorder.stop(True, now)
         return response
 
     def _on_discard(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = self.recorder.stop(False, self._now_ns())
+        now = self._now_ns()
+        self.get_logger().info(f"~/discard_episode: the episode ends at {now} ns; discarding")
+        response.success, response.message = self.recorder.stop(False, now)
         return response
 
     # -- periodic ----------------------------------------------------------------------------------------
@@ -254,7 +251,9 @@ class RecorderNode(Node):
                 self._last_progress = now * 1e-9
                 self.get_logger().info(
                     f"episode {status.episode_index}: {status.episode_frames} frames ({status.episode_s:.1f} s), "
-                    f"{status.dropped} dropped, {status.overruns} overruns, {status.episodes} saved so far")
+                    f"{status.dropped} dropped at gaps, {status.held_frames} held, {status.queued} waiting for the "
+                    f"writer ({status.spilled_frames} on disk), video encoders {status.encoder_backlog} frames "
+                    f"behind, {status.episodes} saved so far")
 
     def _maybe_autostart(self) -> None:
         """autostart: open the next episode in a thread (start waits for the cameras) when the recorder is idle."""
@@ -283,7 +282,7 @@ class RecorderNode(Node):
         diag.hardware_id = str(self.config.dataset.root)
         if status.state == "error" or (status.last_error and status.state != "recording"):
             diag.level = DiagnosticStatus.ERROR
-        elif status.dropped or status.overruns:
+        elif status.dropped or status.overruns or status.held_frames:
             diag.level = DiagnosticStatus.WARN
         else:
             diag.level = DiagnosticStatus.OK
@@ -297,11 +296,20 @@ class RecorderNode(Node):
         values = {"state": status.state, "episodes": status.episodes, "total_frames": status.total_frames,
                   "episode_frames": status.episode_frames, "dropped_frames": status.dropped,
                   "alignment": status.dropped_detail, "writer_overruns": status.overruns,
-                  "queued_frames": status.queued, "last_error": status.last_error,
-                  "instruction": self._instruction}
+                  "queued_frames": status.queued, "spilled_frames": status.spilled_frames,
+                  "pending_saves": status.pending_saves, "encoder_backlog_frames": status.encoder_backlog,
+                  "gap_policy": self.config.gap_policy, "held_frames": status.held_frames,
+                  "gaps": ", ".join(f"{k} {v}" for k, v in status.gaps.items() if v) or "none",
+                  "last_error": status.last_error, "instruction": self._instruction}
+        for name, skew in status.skew.items():
+            if skew.frames and name in self.config.cameras:
+                values[f"skew_ms/{name}"] = f"p50 {skew.p50_ms:.1f}, max {skew.max_ms:.1f}"
         if status.last_saved is not None:
             values["last_episode"] = (f"{status.last_saved.index}: {status.last_saved.frames} frames, encode "
-                                      f"{status.last_saved.encode_s:.2f} s")
+                                      f"{status.last_saved.encode_s:.2f} s (waiting for the encoders "
+                                      f"{status.last_saved.encode_tail_s:.2f} s)")
+        if status.last_notes is not None:
+            values["last_episode_ended_by"] = status.last_notes.ended_by
         values.update({f"samples/{k}": v for k, v in status.samples.items()})
         diag.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray()
@@ -309,21 +317,61 @@ class RecorderNode(Node):
         array.status = [diag]
         self._diagnostics.publish(array)
 
+    def begin_shutdown(self) -> None:
+        """The first SIGINT/SIGTERM: no new episode, and an open one stops waiting for late samples."""
+        self._closing.set()
+        self.recorder.begin_close()
+
     def shutdown(self) -> None:
-        """Save or discard an open episode (``on_shutdown``), finalize, stop the writer thread."""
+        """Save or discard an open episode (``on_shutdown``), wait for every queued save, finalize."""
         self._closing.set()
         if self._autostart_thread is not None:
             self._autostart_thread.join(timeout=30)  # a start in progress opens its episode first, then it is closed
-        # on_exit runs after spinning ended: no sample arrives any more, so keep only complete frames
+        # spinning has ended: no sample arrives any more, so keep only complete frames
         message = self.recorder.close(self._on_shutdown == "save", self._now_ns(), input_ended=True)
         if message:
             self.get_logger().info(f"shutdown: {message}")
+        self.get_logger().info("shutdown complete: dataset finalized")
 
 
 def main(args: list[str] | None = None) -> int:
-    # several threads: start/stop services wait for camera frames and late samples while inputs keep arriving
-    return spin_node(RecorderNode, args=args, logger_name="wallx_recorder", startup_errors=(DatasetError, CoreError),
-                     executor=lambda: MultiThreadedExecutor(num_threads=4), on_exit=RecorderNode.shutdown)
+    """Spin until SIGINT/SIGTERM, then save exactly once, whatever other signals arrive meanwhile."""
+    code, overrides = command_line(TABLE, args)  # --help, and every command-line override checked before ROS
+    if code is not None:
+        return code
+    logger = rclpy.logging.get_logger(TABLE.node_name)
+
+    def repeated(signum: int, count: int) -> None:
+        logger.warning(f"signal {signum} again ({count} so far): already stopping, the open episode is being saved "
+                       "(SIGKILL aborts and loses it)")
+
+    signals = ShutdownSignals(on_repeat=repeated).install()
+    with ros_compat.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        try:
+            node = RecorderNode(parameter_overrides=overrides)
+        except ParameterError as err:
+            logger.fatal(f"cannot start: {err}")
+            return PARAMETER_ERROR_EXIT
+        except (DatasetError, CoreError) as err:
+            logger.fatal(f"cannot start: {err}")
+            return 1
+        # several threads: start/stop services wait for camera frames and late samples while inputs keep arriving
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name="wallx_recorder_spin", daemon=True)
+        spinner.start()
+        signals.wait(alive=spinner.is_alive)
+        node.get_logger().info("stop requested: saving the open episode" if signals.requested.is_set()
+                               else "the executor stopped: closing")
+        node.begin_shutdown()
+        executor.shutdown(timeout_sec=60)
+        spinner.join(timeout=10)
+        try:
+            node.shutdown()
+        finally:
+            node.destroy_node()
+    signals.ignore()
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from wallx_ros.core.errors import ImageDecodeError
 from wallx_ros.core.image_decoding import SUPPORTED_ENCODINGS, compressed_size, decode_compressed, decode_raw
-from wallx_ros.core.types import ActionChunk
 
 __all__ = [
     "ImageConverter",
-    "chunk_to_joint_trajectory",
     "duration_from_s",
     "image_to_rgb",
     "stamp_to_ns",
@@ -132,18 +130,3 @@ def trajectory_from_arrays(names: tuple[str, ...] | list[str], stamp_ns: int, ti
     traj.points = points
     return traj
 
-
-def chunk_to_joint_trajectory(chunk: ActionChunk, stamp_ns: int, frame_id: str = "") -> JointTrajectory:
-    """A JointTrajectory whose point t is action row t, reached at (t + 1) * dt after ``stamp_ns``."""
-    traj = JointTrajectory()
-    traj.header.stamp = time_from_ns(stamp_ns)
-    traj.header.frame_id = frame_id
-    traj.joint_names = list(chunk.names)
-    points: list[Any] = []
-    for t, row in enumerate(chunk.actions):
-        point = JointTrajectoryPoint()
-        point.positions = row.tolist()
-        point.time_from_start = duration_from_s((t + 1) * chunk.dt_s)
-        points.append(point)
-    traj.points = points
-    return traj

@@ -3,9 +3,16 @@
 Publishes ``/clock`` (sim time: run every other node with ``use_sim_time:=true``), ``joint_states``
 (every control period), ``<camera>/image_raw`` + ``<camera>/camera_info`` (SensorDataQoS, at
 ``camera_rate_hz`` of sim time), ``/diagnostics``, and RViz markers (``~/robot_markers``: the arms;
-``~/predicted_path``: where the newest accepted trajectory takes the grippers). Subscribes to
+``~/predicted_path``: where the newest accepted trajectory takes the grippers), the ground-truth pose of
+every free object (``objects/<body>/pose``, geometry_msgs/PoseStamped in ``world``, every control period:
+what a scripted demonstrator or an evaluation reads) and, in the transfer-cube scene, gym-aloha's task stage
+(``~/task_stage``, std_msgs/Int32 0..4, 4 = success, latched, on change). Subscribes to
 ``arm_controller/joint_trajectory`` (RELIABLE, like a joint_trajectory_controller) and executes it with
 JTC's rules (:mod:`wallx_ros.sim.trajectory_executor`).
+
+Episodes: ``~/reset`` (std_srvs/Trigger) places the objects again for the current ``seed`` parameter (the
+one parameter that may change at run time: ``ros2 param set /wallx_sim seed 7``), puts the arms back at the
+start pose and drops the running trajectory; sim time keeps running.
 
 Pacing: a steady-clock timer steps one control period per tick at ``real_time_factor``; when rendering or
 the CPU cannot keep up, sim time simply runs slower (the achieved factor is in the diagnostics).
@@ -21,47 +28,83 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point as PointMsg
-from rcl_interfaces.msg import ParameterDescriptor
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Int32
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from wallx_ros.analysis.run_log import RunLogWriter
 from wallx_ros.core.joint_trajectory_rules import JtcOptions
+from wallx_ros.core.parameter_table import Param, ParameterTable, ParamType
 from wallx_ros.nodes.executors import spin_node
+from wallx_ros.nodes.parameters import declare_and_read
 from wallx_ros.nodes.ros_conversions import stamp_to_ns, time_from_ns
-from wallx_ros.sim.config import DEFAULT_CAMERA_MAP, SimConfig, parse_camera_map
+from wallx_ros.sim.config import DEFAULT_CAMERA_MAP, SCENES, SimConfig, parse_camera_map
 from wallx_ros.sim.errors import SimError
 from wallx_ros.sim.simulation import Simulation, StepResult
-from wallx_ros.sim.trajectory_executor import TrajectoryCommand
+from wallx_ros.sim.trajectory_executor import ReceivedTrajectory
+from wallx_ros.sim.transfer_cube import CUBE_BODY, transfer_cube_stage
 
-__all__ = ["TRAJECTORY_TOPIC", "SimNode", "main"]
+__all__ = ["TABLE", "TRAJECTORY_TOPIC", "SimNode", "main"]
 
 TRAJECTORY_TOPIC = "arm_controller/joint_trajectory"  # what a JTC named arm_controller subscribes to
 WORLD_FRAME = "world"
 _SIDE_COLOURS = {"left": (0.2, 0.6, 1.0), "right": (1.0, 0.5, 0.1)}
 
 
-def _declare(node: Node, name: str, default: object, description: str) -> None:
-    # numbers accept int or float overrides (-p real_time_factor:=1 is as good as 1.0)
-    numeric = isinstance(default, int | float) and not isinstance(default, bool)
-    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True,
-                                                              dynamic_typing=numeric))
+_D = SimConfig()
+TABLE = ParameterTable("wallx_sim", [
+    Param("scene", ParamType.STRING, _D.scene, "gym-aloha scene", choices=tuple(sorted(SCENES))),
+    Param("seed", ParamType.INTEGER, _D.seed, "object placement seed as gym-aloha samples it; -1 = the scene keyframe "
+          "(may change at run time: used by the next ~/reset)", low=-1, read_only=False),
+    Param("control_rate_hz", ParamType.DOUBLE, _D.control_rate_hz, "trajectory executor / joint_states rate (sim time)",
+          low=1.0, high=2000.0),
+    Param("camera_rate_hz", ParamType.DOUBLE, _D.camera_rate_hz, "camera frame rate in sim time; 0 = no rendering",
+          low=0.0, high=2000.0),
+    Param("image_width", ParamType.INTEGER, _D.image_width, "rendered image width (px)", low=16, high=4096),
+    Param("image_height", ParamType.INTEGER, _D.image_height, "rendered image height (px)", low=16, high=4096),
+    Param("cameras", ParamType.STRING_ARRAY, list(DEFAULT_CAMERA_MAP),
+          "published camera key = MJCF camera, one per entry"),
+    Param("render_shadows", ParamType.BOOL, _D.render_shadows, "shadows (costly with software OpenGL)"),
+    Param("real_time_factor", ParamType.DOUBLE, _D.real_time_factor, "target sim seconds per wall second",
+          low=1e-6, high=100.0),
+    Param("max_joint_velocity", ParamType.DOUBLE, _D.max_joint_velocity, "arm joint command rate limit (rad/s)",
+          low=1e-6),
+    Param("max_gripper_velocity", ParamType.DOUBLE, _D.max_gripper_velocity,
+          "gripper command rate limit (normalised/s)", low=1e-6),
+    Param("allow_nonzero_velocity_at_trajectory_end", ParamType.BOOL, False, "JTC parameter of the same name"),
+    Param("interpolate_from_desired_state", ParamType.BOOL, False, "JTC parameter of the same name: a new trajectory "
+          "starts from the last command instead of the measured state (for streamed teleop targets)"),
+    Param("objects_in_joint_states", ParamType.BOOL, False, "also publish each free object's position as joints "
+          "<body>_x, <body>_y, <body>_z in joint_states (a perception stand-in for object-conditioned policies)"),
+    Param("run_log", ParamType.STRING, "", "path of a JSONL run log for wallx-ros-plot-run; empty = none"),
+    Param("diagnostics_period_s", ParamType.DOUBLE, 1.0, "wall seconds between /diagnostics messages",
+          low=1e-3, high=3600.0),
+    Param("log_status", ParamType.BOOL, False, "log a one-line status every diagnostics period"),
+], summary="The embedded MuJoCo ALOHA scene on the ROS graph (publishes /clock: run the others with use_sim_time).")
 
 
 class SimNode(Node):
     """Runs one gym-aloha scene and executes JointTrajectory commands like a joint_trajectory_controller."""
 
-    def __init__(self) -> None:
-        super().__init__("wallx_sim")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(TABLE.node_name, **kwargs)
         config, options, run_log, diagnostics_period = self._read_parameters()
-        self.sim = Simulation(config, options)
+        self.sim = Simulation(config, options, bool(self.get_parameter("interpolate_from_desired_state").value))
         self.config = config
         self._names = list(self.sim.joint_names)
+        self._object_joints = bool(self.get_parameter("objects_in_joint_states").value)
+        self._state_names = list(self._names)  # what joint_states reports: the robot's joints (+ object positions)
+        if self._object_joints:
+            self._state_names += [f"{body}_{axis}" for body in self.sim.scene.object_poses() for axis in "xyz"]
         self._run_log: RunLogWriter | None = None
         if run_log:
             try:
@@ -82,6 +125,18 @@ class SimNode(Node):
         self._path_markers = self.create_publisher(MarkerArray, "~/predicted_path", 1)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self._object_pubs = {body: self.create_publisher(PoseStamped, f"objects/{body}/pose", 10)
+                             for body in self.sim.scene.object_poses()}
+        self._stage_pub = None
+        self._stage = -1
+        if CUBE_BODY in self._object_pubs:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._stage_pub = self.create_publisher(Int32, "~/task_stage", latched)
+        self._seed = config.seed
+        self._resets = 0
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_service(Trigger, "~/reset", self._on_reset)
 
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._wall_period_s = config.control_period_ns * 1e-9 / config.real_time_factor
@@ -91,7 +146,7 @@ class SimNode(Node):
         self._achieved_rtf = 0.0
         self._last_step: StepResult | None = None
         self.get_logger().info(
-            f"scene {config.scene}: joints {self._names}; cameras "
+            f"scene {config.scene}: joints {self._state_names}; cameras "
             f"{[f'{c.key}<-{c.mjcf_camera}' for c in config.cameras]} at {config.camera_rate_hz:g} Hz "
             f"{config.image_width}x{config.image_height}; control {config.control_rate_hz:g} Hz at "
             f"real_time_factor {config.real_time_factor:g}; trajectories on {self.resolve_topic_name(TRAJECTORY_TOPIC)}"
@@ -99,48 +154,47 @@ class SimNode(Node):
 
     # -- parameters --------------------------------------------------------------------------------------
     def _read_parameters(self) -> tuple[SimConfig, JtcOptions, str, float]:
-        d = SimConfig()
-        _declare(self, "scene", d.scene, "gym-aloha scene: aloha_insertion or aloha_transfer_cube")
-        _declare(self, "seed", d.seed, "object placement seed as gym-aloha samples it; -1 = the scene keyframe")
-        _declare(self, "control_rate_hz", d.control_rate_hz, "trajectory executor / joint_states rate (sim time)")
-        _declare(self, "camera_rate_hz", d.camera_rate_hz, "camera frame rate in sim time; 0 = no rendering")
-        _declare(self, "image_width", d.image_width, "rendered image width (px)")
-        _declare(self, "image_height", d.image_height, "rendered image height (px)")
-        _declare(self, "cameras", list(DEFAULT_CAMERA_MAP), "published camera key = MJCF camera, one per entry")
-        _declare(self, "render_shadows", d.render_shadows, "shadows (costly with software OpenGL)")
-        _declare(self, "real_time_factor", d.real_time_factor, "target sim seconds per wall second")
-        _declare(self, "max_joint_velocity", d.max_joint_velocity, "arm joint command rate limit (rad/s)")
-        _declare(self, "max_gripper_velocity", d.max_gripper_velocity, "gripper command rate limit (normalised/s)")
-        _declare(self, "allow_nonzero_velocity_at_trajectory_end", False, "JTC parameter of the same name")
-        _declare(self, "run_log", "", "path of a JSONL run log for wallx-ros-plot-run; empty = none")
-        _declare(self, "diagnostics_period_s", 1.0, "wall seconds between /diagnostics messages")
-        _declare(self, "log_status", False, "log a one-line status every diagnostics period")
+        values = declare_and_read(self, TABLE)
 
         def get(name: str) -> Any:
-            return self.get_parameter(name).value
+            return values[name]
 
-        try:
-            config = SimConfig(
-                scene=str(get("scene")), seed=int(get("seed")), control_rate_hz=float(get("control_rate_hz")),
-                camera_rate_hz=float(get("camera_rate_hz")), image_width=int(get("image_width")),
-                image_height=int(get("image_height")), cameras=parse_camera_map(list(get("cameras"))),
-                render_shadows=bool(get("render_shadows")), real_time_factor=float(get("real_time_factor")),
-                max_joint_velocity=float(get("max_joint_velocity")),
-                max_gripper_velocity=float(get("max_gripper_velocity")),
-            )
-            period = float(get("diagnostics_period_s"))
-        except (TypeError, ValueError) as err:
-            raise SimError(f"a numeric parameter is not a number: {err} (see config/sim.yaml)") from err
+        config = SimConfig(
+            scene=str(get("scene")), seed=int(get("seed")), control_rate_hz=float(get("control_rate_hz")),
+            camera_rate_hz=float(get("camera_rate_hz")), image_width=int(get("image_width")),
+            image_height=int(get("image_height")), cameras=parse_camera_map(list(get("cameras"))),
+            render_shadows=bool(get("render_shadows")), real_time_factor=float(get("real_time_factor")),
+            max_joint_velocity=float(get("max_joint_velocity")),
+            max_gripper_velocity=float(get("max_gripper_velocity")),
+        )
+        period = float(get("diagnostics_period_s"))
         options = JtcOptions(
             allow_nonzero_velocity_at_trajectory_end=bool(get("allow_nonzero_velocity_at_trajectory_end")))
-        if not period > 0:
-            raise SimError(f"diagnostics_period_s must be > 0, got {period}")
         self._log_status = bool(get("log_status"))
         return config, options, str(get("run_log")), period
 
+    # -- episodes ----------------------------------------------------------------------------------------
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for p in params:
+            if p.name == "seed" and (p.type_ != Parameter.Type.INTEGER or int(p.value) < -1):
+                return SetParametersResult(successful=False, reason="seed must be an integer >= -1")
+        return SetParametersResult(successful=True)
+
+    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        seed = int(self.get_parameter("seed").value)
+        self.sim.reset(seed)
+        self._seed = seed
+        self._resets += 1
+        poses = self.sim.scene.object_poses()
+        where = "; ".join(f"{b} at {np.round(p[:3], 3).tolist()}" for b, p in poses.items())
+        response.success = True
+        response.message = f"reset {self._resets}: seed {seed}, {where}"
+        self.get_logger().info(response.message)
+        return response
+
     # -- trajectory input --------------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        command = TrajectoryCommand(tuple(msg.joint_names), tuple(msg.points), stamp_to_ns(msg.header.stamp))
+        command = ReceivedTrajectory(tuple(msg.joint_names), tuple(msg.points), stamp_to_ns(msg.header.stamp))
         problems = self.sim.offer(command)
         wall = time.monotonic()
         if problems:
@@ -165,10 +219,15 @@ class SimNode(Node):
         self._clock_pub.publish(ClockMsg(clock=stamp))
         js = JointState()
         js.header.stamp = stamp
-        js.name = self._names
-        js.position = step.positions.tolist()
-        js.velocity = step.velocities.tolist()
+        js.name = self._state_names
+        positions, velocities = step.positions.tolist(), step.velocities.tolist()
+        if self._object_joints:  # positions only: the velocity of an object is not measured
+            for pose in self.sim.scene.object_poses().values():
+                positions += [float(v) for v in pose[:3]]
+            velocities += [0.0] * (len(positions) - len(velocities))
+        js.position, js.velocity = positions, velocities
         self._joint_pub.publish(js)
+        self._publish_objects(stamp)
         if self._run_log is not None:
             self._run_log.step(step.time_ns, time.monotonic(), step.positions, step.command, step.phase.value,
                                step.wall_ms)
@@ -181,6 +240,21 @@ class SimNode(Node):
             self._publish_robot_markers(stamp)
             if self._run_log is not None and frames:
                 self._run_log.frames(step.time_ns, (self.sim.stats.render_wall_s - before) * 1e3 / len(frames))
+
+    def _publish_objects(self, stamp: Time) -> None:
+        for body, pose in self.sim.scene.object_poses().items():
+            msg = PoseStamped()
+            msg.header.stamp = stamp
+            msg.header.frame_id = WORLD_FRAME
+            p, q = msg.pose.position, msg.pose.orientation
+            p.x, p.y, p.z = (float(v) for v in pose[:3])
+            q.w, q.x, q.y, q.z = (float(v) for v in pose[3:])
+            self._object_pubs[body].publish(msg)
+        if self._stage_pub is not None:
+            stage = transfer_cube_stage(self.sim.scene)
+            if stage != self._stage:
+                self._stage = stage
+                self._stage_pub.publish(Int32(data=stage))
 
     @staticmethod
     def _image_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
@@ -265,7 +339,11 @@ class SimNode(Node):
             "render_ms_per_frame": f"{st.mean_render_ms:.3f}",
             "frames_rendered": str(st.frames),
             "phase": self._last_step.phase.value if self._last_step else "starting",
+            "seed": str(self._seed),
+            "resets": str(self._resets),
         }
+        if self._stage_pub is not None:
+            values["task_stage"] = str(self._stage)
         status = DiagnosticStatus()
         status.name = f"{self.get_name()}: simulation"
         status.hardware_id = self.config.scene
@@ -296,7 +374,7 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(SimNode, args=args, logger_name="wallx_sim", startup_errors=(SimError,),
+    return spin_node(SimNode, args=args, logger_name=TABLE.node_name, table=TABLE, startup_errors=(SimError,),
                      on_exit=SimNode.shutdown)
 
 

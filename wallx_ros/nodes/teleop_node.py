@@ -16,7 +16,6 @@ import threading
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool
@@ -24,52 +23,61 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from wallx_ros.core.errors import CoreError, TeleopError
 from wallx_ros.core.joint_mapping import JointSelector
+from wallx_ros.core.parameter_table import Param, ParameterTable, ParamType
 from wallx_ros.core.teleop import KEYBOARD_HELP, KeyboardJog, TeleopCommander, TeleopConfig
 from wallx_ros.nodes.executors import spin_node
+from wallx_ros.nodes.parameters import declare_and_read
 from wallx_ros.nodes.ros_conversions import duration_from_s
 
-__all__ = ["TeleopNode", "main"]
+__all__ = ["TABLE", "TeleopNode", "main"]
 
 MODES = ("keyboard", "joy", "leader")
 DEADMAN_SOURCES = ("auto", "joy", "topic", "none")
 _ARROWS = {"\x1b[A": "up", "\x1b[B": "down"}
 
 
-def _declare(node: Node, name: str, default: object, description: str) -> None:
-    node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
+TABLE = ParameterTable("wallx_teleop", [
+    Param("mode", ParamType.STRING, "keyboard", "keyboard (terminal), joy (sensor_msgs/Joy) or leader (JointState)",
+          choices=MODES),
+    Param("joint_names", ParamType.STRING_ARRAY, [""], "follower joints, in command order (required)"),
+    Param("max_velocity", ParamType.DOUBLE_ARRAY, [0.5],
+          "speed limit per joint (rad/s or m/s): one value or one per joint"),
+    Param("lower_limits", ParamType.DOUBLE_ARRAY, [0.0],
+          "joint lower limits (same length as joint_names, or [0.0] = none)"),
+    Param("upper_limits", ParamType.DOUBLE_ARRAY, [0.0],
+          "joint upper limits (same length as joint_names, or [0.0] = none)"),
+    Param("rate_hz", ParamType.DOUBLE, 50.0, "command rate", low=0.1, high=1000.0),
+    Param("input_timeout_s", ParamType.DOUBLE, 0.25, "joy / leader / dead-man input older than this counts as released",
+          low=1e-3),
+    Param("command_type", ParamType.STRING, "JointTrajectory",
+          "JointTrajectory (~/joint_trajectory) or JointState (~/joint_command)",
+          choices=("JointTrajectory", "JointState")),
+    Param("command_time_s", ParamType.DOUBLE, 0.0, "JointTrajectory time_from_start of the target (0: 2 periods)",
+          low=0.0, high=60.0),
+    Param("deadman", ParamType.STRING, "auto", "auto (joy: button, keyboard: SPACE arming, leader: ~/deadman), joy, "
+          "topic (~/deadman std_msgs/Bool), none (leader mode only)", choices=DEADMAN_SOURCES),
+    Param("deadman_button", ParamType.INTEGER, 4, "Joy button that must be held (dead-man)", low=0),
+    Param("joy_axes", ParamType.INTEGER_ARRAY, [0], "Joy axis per joint (-1: none), in joint_names order", low=-1),
+    Param("joy_axis_scale", ParamType.DOUBLE_ARRAY, [1.0], "per axis: fraction of max_velocity at full deflection"),
+    Param("leader_joint_names", ParamType.STRING_ARRAY, [""],
+          "leader mode: leader joint mirrored by each follower joint (default: the same names)"),
+    Param("keyboard_step", ParamType.DOUBLE, 0.05, "keyboard: rad (or m) per key press", low=0.0),
+    Param("keyboard_idle_timeout_s", ParamType.DOUBLE, 10.0, "keyboard: disarm after this long without a key",
+          low=0.0),
+], summary="Keyboard, joystick or leader-arm teleoperation: rate- and limit-checked joint commands.")
 
 
 class TeleopNode(Node):
     """Turns operator input into rate- and limit-checked joint commands."""
 
-    def __init__(self) -> None:
-        super().__init__("wallx_teleop")
-        _declare(self, "mode", "keyboard", "keyboard (terminal), joy (sensor_msgs/Joy) or leader (JointState)")
-        _declare(self, "joint_names", [""], "follower joints, in command order (required)")
-        _declare(self, "max_velocity", [0.5], "speed limit per joint (rad/s or m/s): one value or one per joint")
-        _declare(self, "lower_limits", [0.0], "joint lower limits (same length as joint_names, or [0.0] = none)")
-        _declare(self, "upper_limits", [0.0], "joint upper limits (same length as joint_names, or [0.0] = none)")
-        _declare(self, "rate_hz", 50.0, "command rate")
-        _declare(self, "input_timeout_s", 0.25, "joy / leader / dead-man input older than this counts as released")
-        _declare(self, "command_type", "JointTrajectory", "JointTrajectory (~/joint_trajectory) or JointState "
-                 "(~/joint_command)")
-        _declare(self, "command_time_s", 0.0, "JointTrajectory time_from_start of the target (0: 2 periods)")
-        _declare(self, "deadman", "auto", "auto (joy: button, keyboard: SPACE arming, leader: ~/deadman), joy, "
-                 "topic (~/deadman std_msgs/Bool), none (leader mode only)")
-        _declare(self, "deadman_button", 4, "Joy button that must be held (dead-man)")
-        _declare(self, "joy_axes", [0], "Joy axis per joint (-1: none), in joint_names order")
-        _declare(self, "joy_axis_scale", [1.0], "per axis: fraction of max_velocity at full deflection")
-        _declare(self, "leader_joint_names", [""], "leader mode: leader joint mirrored by each follower joint "
-                 "(default: the same names)")
-        _declare(self, "keyboard_step", 0.05, "keyboard: rad (or m) per key press")
-        _declare(self, "keyboard_idle_timeout_s", 10.0, "keyboard: disarm after this long without a key")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(TABLE.node_name, **kwargs)
+        values = declare_and_read(self, TABLE)
 
         def get(name: str) -> Any:
-            return self.get_parameter(name).value
+            return values[name]
 
         self.mode = str(get("mode"))
-        if self.mode not in MODES:
-            raise TeleopError(f"mode must be one of {MODES}, got {self.mode!r}")
         joints = tuple(n for n in get("joint_names") if n)
         lower = tuple(float(v) for v in get("lower_limits"))
         upper = tuple(float(v) for v in get("upper_limits"))
@@ -81,8 +89,6 @@ class TeleopNode(Node):
         self._lock = threading.Lock()
         self._selector = JointSelector(joints)
         rate = float(get("rate_hz"))
-        if not rate > 0:
-            raise TeleopError(f"rate_hz must be > 0, got {rate}")
         self._command_time = float(get("command_time_s")) or 2.0 / rate
         self._command_type = str(get("command_type"))
         if self._command_type == "JointTrajectory":
@@ -96,8 +102,6 @@ class TeleopNode(Node):
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10)
 
         deadman = str(get("deadman"))
-        if deadman not in DEADMAN_SOURCES:
-            raise TeleopError(f"deadman must be one of {DEADMAN_SOURCES}, got {deadman!r}")
         if deadman == "auto":
             deadman = {"joy": "joy", "keyboard": "keyboard", "leader": "topic"}[self.mode]
         if deadman == "none" and self.mode != "leader":
@@ -273,7 +277,7 @@ class TeleopNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(TeleopNode, args=args, logger_name="wallx_teleop", startup_errors=(CoreError,),
+    return spin_node(TeleopNode, args=args, logger_name=TABLE.node_name, table=TABLE, startup_errors=(CoreError,),
                      on_exit=TeleopNode.shutdown)
 
 

@@ -1,6 +1,6 @@
 """Model backends behind one small interface (load, predict_chunk, warmup) and the inference worker.
 
-Only ``lerobot_compat`` imports LeRobot; torch and LeRobot are imported lazily so that nodes and the
+Only ``wallx_ros.lerobot`` imports LeRobot; torch and LeRobot are imported lazily so that nodes and the
 core stay importable (and testable) without them.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from wallx_ros.core.realtime_chunking import ActionPrefix
 from wallx_ros.core.types import ActionChunk, Observation
 from wallx_ros.policy.config import BackendConfig
 
@@ -39,8 +40,29 @@ class PolicyBackend(Protocol):
         """How chunks are computed (``stock`` LeRobot or wallx_ros's ``fast_flow``), for logs and diagnostics."""
         ...
 
-    def predict_chunk(self, observation: Observation) -> ActionChunk:
-        """Predict the next chunk of actions. Raises InferenceError for a bad observation."""
+    @property
+    def rtc_problem(self) -> str:
+        """Why ``predict_chunk`` cannot take a prefix of the running plan (real-time chunking); '' if it can."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """Where the model runs (``cpu``, ``cuda``, ``cuda:1``...): the node reports GPU memory on CUDA."""
+        ...
+
+    @property
+    def image_shapes(self) -> dict[str, tuple[int, ...]]:
+        """(C, H, W) per camera key: the grid a node resizes frames to at arrival (decode once, at the model's size)."""
+        ...
+
+    def instruction_problem(self, text: str) -> str:
+        """Why ``text`` cannot be the instruction under the model's own rules (control tokens, prompt room);
+        '' if it can."""
+        ...
+
+    def predict_chunk(self, observation: Observation, prefix: ActionPrefix | None = None) -> ActionChunk:
+        """Predict the next chunk of actions (continuing ``prefix``, the running plan, with real-time chunking).
+        Raises InferenceError for a bad observation."""
         ...
 
     def warmup(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from wallx_ros.policy.errors import BackendConfigError
 __all__ = ["ENGINES", "FLOW_ATTENTION", "PREDICTION_MODES", "BackendConfig"]
 
 PREDICTION_MODES = ("diffusion", "fast")
-# "stock": LeRobot's predict_action_chunk. "fast_flow": wallx_ros.policy.flow_engine (flow mode only; same
+# "stock": LeRobot's predict_action_chunk. "fast_flow": wallx_ros.policy.engine.flow_engine (flow mode only; same
 # actions, prefix KV cache reused across denoising steps). "auto": fast_flow where it supports the
 # checkpoint and the installed LeRobot, else stock.
 ENGINES = ("auto", "stock", "fast_flow")
@@ -45,6 +46,9 @@ class BackendConfig:
         fast_decode captures its single-token decode step once and replays it per token.
     flow_compile: fast_flow: torch.compile one decoder layer and one vision block (fewer, fused kernels;
         compiles at warm-up; bf16 rounding differs from stock's).
+    rtc / rtc_max_guidance: real-time chunking (flow mode, fast_flow and stock): predictions given a prefix of
+        the running plan are guided towards it, the guidance gain capped at ``rtc_max_guidance``
+        (``policy/engine/rtc_guidance.py``). With CUDA graphs, the guidance is captured into the graph.
     """
 
     checkpoint_dir: Path
@@ -63,6 +67,8 @@ class BackendConfig:
     flow_attention: str = "auto"
     cuda_graphs: bool = True
     flow_compile: bool = False
+    rtc: bool = False
+    rtc_max_guidance: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir).expanduser())
@@ -86,5 +92,7 @@ class BackendConfig:
             raise BackendConfigError(f"flow_attention must be one of {FLOW_ATTENTION}, got {self.flow_attention!r}")
         if not 0 <= self.fast_min_new_tokens <= 100:
             raise BackendConfigError(f"fast_min_new_tokens must be in [0, 100], got {self.fast_min_new_tokens}")
+        if not (math.isfinite(self.rtc_max_guidance) and self.rtc_max_guidance > 0):
+            raise BackendConfigError(f"rtc_max_guidance must be finite and > 0, got {self.rtc_max_guidance}")
         if self.num_threads < 0:
             raise BackendConfigError(f"num_threads must be >= 0 (0 = torch default), got {self.num_threads}")

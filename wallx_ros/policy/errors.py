@@ -9,6 +9,7 @@ __all__ = [
     "InferenceError",
     "PolicyError",
     "RandomWeightsError",
+    "TextRequestError",
 ]
 
 
@@ -34,3 +35,7 @@ class RandomWeightsError(CheckpointError):
 
 class InferenceError(PolicyError):
     """One prediction failed (bad observation for this model, numerical failure, out of memory)."""
+
+
+class TextRequestError(PolicyError, ValueError):
+    """A request for text (a question, a token limit) cannot be served as given; the message says why."""

@@ -1,9 +1,13 @@
-"""The thread that owns the model: takes the newest observation, predicts, hands the result back.
+"""The thread that owns the model: takes the newest request, predicts, hands the result back.
 
-The executor never waits on the model: ``submit`` only swaps the observation in a locked one-element
+The executor never waits on the model: ``submit`` only swaps the request in a locked one-element
 slot (latest wins, no queue can grow), and results go to a callback that the node turns into an
 executor event (a guard condition), so that all publishing happens in executor callbacks. On CUDA the
 worker runs its model calls on its own stream.
+
+A request carries the caller's ``metadata`` (whatever it needs to use the chunk: the robot state at the
+observation, stage timings so far, ...) through the worker and back in the result: nothing has to be
+looked up again when the chunk comes back, and a request replaced before it ran leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,41 +18,62 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from wallx_ros.core.realtime_chunking import ActionPrefix
 from wallx_ros.core.types import ActionChunk, Observation
 from wallx_ros.policy.backend import PolicyBackend
 from wallx_ros.policy.errors import InferenceError
 
-__all__ = ["InferenceResult", "InferenceWorker"]
+__all__ = ["InferenceRequest", "InferenceResult", "InferenceWorker"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
 
+MetaT = TypeVar("MetaT")
+
 
 @dataclass(frozen=True)
-class InferenceResult:
-    """Outcome of one prediction: a chunk, or the error that prevented it."""
+class InferenceRequest(Generic[MetaT]):
+    """One prediction to make: the observation, the running plan's prefix (real-time chunking) and the
+    caller's ``metadata``, handed back untouched in the result."""
 
     observation: Observation
+    metadata: MetaT
+    prefix: ActionPrefix | None = None
+
+
+@dataclass(frozen=True)
+class InferenceResult(Generic[MetaT]):
+    """Outcome of one prediction: a chunk, or the error that prevented it; ``request`` is what was submitted."""
+
+    request: InferenceRequest[MetaT]
     chunk: ActionChunk | None
     error: Exception | None
     started_monotonic: float
     finished_monotonic: float
 
     @property
+    def observation(self) -> Observation:
+        return self.request.observation
+
+    @property
+    def metadata(self) -> MetaT:
+        return self.request.metadata
+
+    @property
     def duration_ms(self) -> float:
         return (self.finished_monotonic - self.started_monotonic) * 1000.0
 
 
-class InferenceWorker:
-    """Runs ``backend.predict_chunk`` on the latest submitted observation in a dedicated thread."""
+class InferenceWorker(Generic[MetaT]):
+    """Runs ``backend.predict_chunk`` on the latest submitted request in a dedicated thread."""
 
-    def __init__(self, backend: PolicyBackend, on_result: Callable[[InferenceResult], None],
+    def __init__(self, backend: PolicyBackend, on_result: Callable[[InferenceResult[MetaT]], None],
                  name: str = "wallx-inference") -> None:
         self._backend = backend
         self._on_result = on_result
         self._lock = threading.Lock()
-        self._pending: Observation | None = None
+        self._pending: InferenceRequest[MetaT] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = False
@@ -58,12 +83,13 @@ class InferenceWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, observation: Observation) -> None:
-        """Offer an observation; an older one still waiting is replaced (and counted as dropped)."""
+    def submit(self, request: InferenceRequest[MetaT]) -> None:
+        """Offer a request (observation, metadata, the running plan's prefix for real-time chunking); an older
+        one still waiting is replaced (and counted as dropped)."""
         with self._lock:
             if self._pending is not None:
                 self._dropped += 1
-            self._pending = observation
+            self._pending = request
         self._wake.set()
 
     @property
@@ -84,35 +110,36 @@ class InferenceWorker:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
-    def _take(self) -> Observation | None:
+    def _take(self) -> InferenceRequest[MetaT] | None:
         with self._lock:
-            obs, self._pending = self._pending, None
-            self._busy = obs is not None
-            return obs
+            item, self._pending = self._pending, None
+            self._busy = item is not None
+            return item
 
     def _run(self) -> None:
-        stream_ctx = _cuda_stream_context(getattr(self._backend, "device", "cpu"))
+        stream_ctx = _cuda_stream_context(self._backend.device)
         with stream_ctx:
             while not self._stop.is_set():
                 self._wake.wait()
                 self._wake.clear()
-                obs = self._take()
-                while obs is not None and not self._stop.is_set():
-                    self._on_result(self._predict(obs))
-                    obs = self._take()
+                item = self._take()
+                while item is not None and not self._stop.is_set():
+                    self._on_result(self._predict(item))
+                    item = self._take()
                 with self._lock:
                     self._busy = False
 
-    def _predict(self, obs: Observation) -> InferenceResult:
+    def _predict(self, request: InferenceRequest[MetaT]) -> InferenceResult[MetaT]:
         start = time.monotonic()
         try:
-            chunk = self._backend.predict_chunk(obs)
-            return InferenceResult(obs, chunk, None, start, time.monotonic())
+            chunk = self._backend.predict_chunk(request.observation, request.prefix)
+            return InferenceResult(request, chunk, None, start, time.monotonic())
         except InferenceError as err:
-            return InferenceResult(obs, None, err, start, time.monotonic())
+            return InferenceResult(request, None, err, start, time.monotonic())
         except Exception as err:
             _LOG.exception("unexpected error in the inference worker")
-            return InferenceResult(obs, None, InferenceError(f"{type(err).__name__}: {err}"), start, time.monotonic())
+            return InferenceResult(request, None, InferenceError(f"{type(err).__name__}: {err}"), start,
+                                   time.monotonic())
 
 
 def _cuda_stream_context(device: str) -> AbstractContextManager[Any]:

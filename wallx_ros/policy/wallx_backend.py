@@ -5,6 +5,9 @@ a random model when a weights file cannot be read; ``WallXBackend.load`` checks 
 was present in a weights file and refuses otherwise (unless ``allow_random_weights``).
 """
 
+# size: the one model backend (load checks, pre/post-processing, prediction, prompt room); regrouped with
+#   policy/'s subsystems by issue 17 item 2
+
 from __future__ import annotations
 
 import json
@@ -17,18 +20,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wallx_ros.core.errors import RobotMappingError
+from wallx_ros.core.realtime_chunking import ActionPrefix
 from wallx_ros.core.robot_mapping import ROBOT_MAPPING_FILENAME, RobotMapping
 from wallx_ros.core.types import ActionChunk, Observation
-from wallx_ros.policy import checkpoint_files, lerobot_compat
+from wallx_ros.lerobot import versions, wallx_model
+from wallx_ros.lerobot.errors import BackboneWeightsMissingError
 from wallx_ros.policy.action_tokenizer import ACTION_TOKENIZER_FILENAME, DctActionTokenizer
-from wallx_ros.policy.checkpoint_convert import detect_layout
+from wallx_ros.policy.checkpoints import checkpoint_files
+from wallx_ros.policy.checkpoints.checkpoint_convert import detect_layout
+from wallx_ros.policy.checkpoints.tiny_checkpoint import (
+    ACTION_TOKENIZER_SUBDIR,
+    BACKBONE_SUBDIR,
+    CHECKPOINT_INFO_FILENAME,
+)
 from wallx_ros.policy.config import BackendConfig
 from wallx_ros.policy.errors import CheckpointConversionError, CheckpointError, InferenceError, RandomWeightsError
-from wallx_ros.policy.tiny_checkpoint import ACTION_TOKENIZER_SUBDIR, BACKBONE_SUBDIR, CHECKPOINT_INFO_FILENAME
 
 if TYPE_CHECKING:
-    from wallx_ros.policy.fast_decode import FastDecoder
-    from wallx_ros.policy.flow_engine import FlowEngine
+    from wallx_ros.policy.engine.fast_decode import FastDecoder
+    from wallx_ros.policy.engine.flow_engine import FlowEngine
+    from wallx_ros.policy.engine.rtc_guidance import FlowGuide
+    from wallx_ros.policy.text_generation import TextGenerator
 
 __all__ = ["WallXBackend"]
 
@@ -107,14 +119,14 @@ def _read_policy_config(policy_dir: Path) -> Any:
                 " LeRobot policy folder (from lerobot-train) as checkpoint_dir.") if kind == "qwen2_5_vl" else ""
         raise CheckpointError(f"{cfg_file} is a {kind!r} config, not a LeRobot 'wall_x' policy.{hint}")
     try:
-        return lerobot_compat.api().PreTrainedConfig.from_pretrained(str(policy_dir))
+        return wallx_model.api().PreTrainedConfig.from_pretrained(str(policy_dir))
     except Exception as err:  # draccus raises many types for a config it cannot decode
         raise CheckpointError(f"LeRobot cannot read {cfg_file}: {err}") from err
 
 
 def _check_lerobot_line(policy_dir: Path) -> None:
     """Refuse, with the fix, a policy folder saved for the other LeRobot line (it would fail later, obscurely)."""
-    line = lerobot_compat.installed_line()
+    line = versions.installed_line()
     try:
         layout = detect_layout(policy_dir)
     except CheckpointConversionError:
@@ -167,9 +179,25 @@ class WallXBackend:
         self._image_shapes = {k[len(_IMAGE_PREFIX):]: tuple(v.shape) for k, v in features.items()
                               if k.startswith(_IMAGE_PREFIX)}
         self._state_dim = int(features["observation.state"].shape[0])
-        self._control_tokens = lerobot_compat.tokenizer_control_tokens(policy)
+        self._control_tokens = wallx_model.tokenizer_control_tokens(policy)
         self._tokenizer = policy.model.processor.tokenizer
         self._instruction_room: int | None = None  # measured by measure_prompt() at load
+        self._normalise, self._rtc_problem = self._rtc_support()
+        self._text: TextGenerator | None = None
+
+    def _rtc_support(self) -> tuple[Any, str]:
+        """(post-processor inverse, '') where real-time chunking can run, else (None, why not)."""
+        if not self.config.rtc:
+            return None, "rtc is off in the backend config"
+        if self.mode != "diffusion":
+            return None, f"{self.mode!r} mode generates action tokens: there is no flow to guide"
+        normalise, reason = wallx_model.action_normaliser(self._post)
+        return normalise, reason or ""
+
+    @property
+    def rtc_problem(self) -> str:
+        """Why ``predict_chunk`` cannot take a prefix (real-time chunking), '' when it can."""
+        return self._rtc_problem
 
     # -- PolicyBackend ------------------------------------------------------------------------------------
     @property
@@ -223,7 +251,7 @@ class WallXBackend:
         """Measure how many tokens the instruction may use (no model forward); returns that number."""
         obs = self._synthetic_observation("")
         batch = self._pre(self._batch(obs))
-        room = lerobot_compat.prompt_token_room(self._policy, batch) - 2  # tokens may merge at the boundaries
+        room = wallx_model.prompt_token_room(self._policy, batch) - 2  # tokens may merge at the boundaries
         self._instruction_room = room
         return room
 
@@ -249,7 +277,8 @@ class WallXBackend:
         self.predict_chunk(obs)
         return (time.monotonic() - t0) * 1000.0
 
-    def predict_chunk(self, observation: Observation) -> ActionChunk:
+    def predict_chunk(self, observation: Observation, prefix: ActionPrefix | None = None) -> ActionChunk:
+        """The chunk for ``observation``; with ``prefix`` (real-time chunking) the flow is guided to continue it."""
         import torch
 
         missing = [c for c in self.cameras if c not in observation.images]
@@ -260,18 +289,27 @@ class WallXBackend:
         problem = self.instruction_problem(observation.instruction)
         if problem:
             raise InferenceError(problem)
+        if prefix is not None and self._rtc_problem:
+            raise InferenceError(f"real-time chunking is not available: {self._rtc_problem}")
         t0 = time.monotonic()
         if self._engine is not None:  # fast_flow: inputs built on the device, no images through the pipeline
             batch: Any = self._engine.prepare(observation)
         else:
             batch = self._pre(self._batch(observation))
+        guide = self._guide(prefix) if prefix is not None else None
         t1 = time.monotonic()
         if self.config.seed is not None:
             torch.manual_seed(self.config.seed)
-        with lerobot_compat.quiet_stdout() as printed:
+        with versions.quiet_stdout() as printed:
             try:
                 if self._engine is not None:
-                    actions = self._engine.run(batch)
+                    actions = self._engine.run(batch, guide=guide)
+                elif guide is not None:  # stock velocity, our guided Euler loop
+                    from wallx_ros.policy.engine.rtc_guidance import guided_euler
+
+                    with wallx_model.stock_flow_integrator(
+                            lambda func, y0, times: guided_euler(func, y0, times, guide)):
+                        actions = self._policy.predict_action_chunk(batch)
                 elif self._decoder is not None:  # stock generation, lean decode steps
                     with self._decoder.active():
                         actions = self._policy.predict_action_chunk(batch)
@@ -295,13 +333,40 @@ class WallXBackend:
             timings_ms={"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3},
         )
 
+    # -- the language side ----------------------------------------------------------------------------------
+    def text_generator(self) -> TextGenerator:
+        """The model's language head (current subtask, questions about the scene), built on first use. It shares
+        the loaded model: use it only from the thread that calls ``predict_chunk``."""
+        if self._text is None:
+            from wallx_ros.policy.text_generation import TextGenerator
+
+            self._text = TextGenerator(self._policy, self._text_inputs, cuda_graphs=self.config.cuda_graphs,
+                                       engine="stock" if self.config.engine == "stock" else "auto")
+        return self._text
+
+    def _text_inputs(self, observation: Observation) -> Any:
+        """LeRobot's model inputs of ``observation`` (its images processed exactly as for a chunk)."""
+        missing = [c for c in self.cameras if c not in observation.images]
+        if missing:
+            raise InferenceError(f"observation lacks cameras {missing} (model needs {list(self.cameras)})")
+        if observation.state.shape != (self._state_dim,):
+            raise InferenceError(f"state has shape {observation.state.shape}, model needs ({self._state_dim},)")
+        return wallx_model.preprocess_inputs(self._policy, self._pre(self._batch(observation)))
+
+    def _guide(self, prefix: ActionPrefix) -> FlowGuide:
+        from wallx_ros.policy.engine.rtc_guidance import build_guide
+
+        cfg = self._policy.config
+        return build_guide(prefix, self._columns, int(cfg.output_features["action"].shape[0]), int(cfg.chunk_size),
+                           int(cfg.max_action_dim), self._normalise, self._device, self.config.rtc_max_guidance)
+
     # -- loading ------------------------------------------------------------------------------------------
     @classmethod
     def load(cls, config: BackendConfig, mapping: RobotMapping | None = None) -> WallXBackend:
         """Load ``config.checkpoint_dir``; ``mapping`` overrides the checkpoint's wallx_ros_robot.json."""
         import torch
 
-        lerobot_compat.prepare_runtime()
+        versions.prepare_runtime()
         checkpoint_files.check_folder(config.checkpoint_dir, "checkpoint_dir")
         info = _checkpoint_info(config.checkpoint_dir)
         if info.get("random_weights") and not config.allow_random_weights:
@@ -315,10 +380,13 @@ class WallXBackend:
         policy_cfg = _read_policy_config(config.checkpoint_dir)
         mode = config.mode or str(policy_cfg.prediction_mode)
         layout = _resolve_layout(config, policy_cfg, mode)
-        registered = lerobot_compat.registered_processor_steps()
+        registered = wallx_model.registered_processor_steps()
         for name in _PROCESSOR_CONFIGS:
             checkpoint_files.check_processor_config(layout.policy_dir / name, registered)
-        lerobot_compat.check_backbone_dir(layout.backbone_dir)
+        try:
+            versions.check_backbone_dir(layout.backbone_dir)
+        except BackboneWeightsMissingError as err:
+            raise CheckpointError(str(err)) from err
         device = config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -335,8 +403,8 @@ class WallXBackend:
         else:
             policy_cfg.action_tokenizer_path = None
 
-        lr = lerobot_compat.api()
-        with lerobot_compat.quiet_stdout() as printed:
+        lr = wallx_model.api()
+        with versions.quiet_stdout() as printed:
             policy = lr.WallXPolicy.from_pretrained(str(layout.policy_dir), config=policy_cfg)
         for line in printed.getvalue().splitlines():
             _LOG.debug("lerobot: %s", line)
@@ -356,11 +424,11 @@ class WallXBackend:
         if mode == "fast" and config.fast_min_new_tokens:
             policy.model.generation_config.min_new_tokens = config.fast_min_new_tokens
         policy.eval()
-        pre, post = lerobot_compat.load_policy_processors(layout.policy_dir, device)
+        pre, post = wallx_model.load_policy_processors(layout.policy_dir, device)
         mapping = mapping or _mapping_for(layout.policy_dir, policy.config)
         _check_mapping(mapping, policy.config)
-        from wallx_ros.policy.fast_decode import select_fast_decoder
-        from wallx_ros.policy.flow_engine import select_flow_engine
+        from wallx_ros.policy.engine.fast_decode import select_fast_decoder
+        from wallx_ros.policy.engine.flow_engine import select_flow_engine
 
         backend = cls(config, policy, pre, post, mapping, mode, select_flow_engine(config, policy, pre, mode),
                       select_fast_decoder(config, policy, mode))

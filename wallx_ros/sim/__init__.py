@@ -6,7 +6,14 @@ JointTrajectory subscription).
 
 from wallx_ros.sim.config import SimConfig
 from wallx_ros.sim.simulation import Simulation, StepResult
-from wallx_ros.sim.trajectory_executor import ExecutionPhase, Setpoint, TrajectoryCommand, TrajectoryExecutor
+from wallx_ros.sim.trajectory_executor import ExecutionPhase, ReceivedTrajectory, Setpoint, TrajectoryExecutor
 
-__all__ = ["ExecutionPhase", "Setpoint", "SimConfig", "Simulation", "StepResult", "TrajectoryCommand",
-           "TrajectoryExecutor"]
+__all__ = [
+           "ExecutionPhase",
+           "ReceivedTrajectory",
+           "Setpoint",
+           "SimConfig",
+           "Simulation",
+           "StepResult",
+           "TrajectoryExecutor",
+]

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from wallx_ros.sim.config import SCENES
 from wallx_ros.sim.errors import SceneError
-from wallx_ros.sim.joint_limits import JointLimits
+from wallx_ros.sim.joint_limits import ActuatorLimits
 
 __all__ = ["ARM_JOINTS", "SIDES", "AlohaScene", "aloha_assets_dir"]
 
@@ -103,7 +103,7 @@ class AlohaScene:
         self._dof_adr = np.array(dof_adr, dtype=np.intp)
         self._is_gripper = np.zeros(len(names), dtype=bool)
         self._is_gripper[self._gripper_index] = True
-        self.limits = JointLimits(np.array(lower), np.array(upper),
+        self.limits = ActuatorLimits(np.array(lower), np.array(upper),
                                   np.where(self._is_gripper, max_gripper_velocity, max_joint_velocity))
         # Stiff joint-limit constraints (2 physics steps, the stiffest MuJoCo integrates stably): with the
         # scene's default 20 ms a whipping wrist drags the finger slides centimetres past their stops.
@@ -138,6 +138,15 @@ class AlohaScene:
                 self.data.qpos[-7:] = sample_box_pose(seed)
         self.data.ctrl[:] = self._start_pose
         mujoco.mj_forward(self.model, self.data)
+
+    @property
+    def start_pose(self) -> FloatArray:
+        """gym-aloha's start arm pose in robot joint order (grippers normalised)."""
+        out = np.empty(len(self.joint_names))
+        out[self._arm_index] = self._start_pose[self._arm_actuators]
+        for idx, (left, _right) in zip(self._gripper_index, self._finger_actuators, strict=True):
+            out[idx] = self.normalise_gripper(float(self._start_pose[left]))
+        return out
 
     # -- gripper units -----------------------------------------------------------------------------------
     def normalise_gripper(self, finger_position: float) -> float:
@@ -189,6 +198,25 @@ class AlohaScene:
     def advance(self, substeps: int) -> None:
         """Run ``substeps`` physics steps with the current targets."""
         mujoco.mj_step(self.model, self.data, nstep=substeps)
+
+    # -- objects ----------------------------------------------------------------------------------------
+    def object_poses(self) -> dict[str, FloatArray]:
+        """Pose of every free-floating object (the cube; the peg and socket): body name -> [x y z qw qx qy qz]."""
+        out = {}
+        for jid in range(self.model.njnt):
+            if int(self.model.jnt_type[jid]) == int(mujoco.mjtJoint.mjJNT_FREE):
+                adr = int(self.model.jnt_qposadr[jid])
+                body = self.model.body(int(self.model.jnt_bodyid[jid])).name
+                out[body] = np.array(self.data.qpos[adr:adr + 7], dtype=np.float64)
+        return out
+
+    def contacts(self) -> set[tuple[str, str]]:
+        """Named geom pairs in contact now (as MuJoCo lists them: ``(geom1, geom2)``)."""
+        pairs = set()
+        for i in range(int(self.data.ncon)):
+            contact = self.data.contact[i]
+            pairs.add((self.model.geom(int(contact.geom1)).name, self.model.geom(int(contact.geom2)).name))
+        return pairs
 
     # -- geometry (for RViz markers) ---------------------------------------------------------------------
     def arm_chain_points(self, side: str) -> FloatArray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from wallx_ros.sim.errors import SimConfigError
 
-__all__ = ["DEFAULT_CAMERA_MAP", "SCENES", "CameraSpec", "SimConfig", "parse_camera_map"]
+__all__ = ["DEFAULT_CAMERA_MAP", "SCENES", "SimCamera", "SimConfig", "parse_camera_map"]
 
 # gym-aloha scene name -> MJCF file in gym_aloha/assets
 SCENES: dict[str, str] = {
@@ -21,22 +21,22 @@ DEFAULT_CAMERA_MAP: tuple[str, ...] = ("face_view=top", "left_wrist_view=left_wr
 
 
 @dataclass(frozen=True)
-class CameraSpec:
+class SimCamera:
     """One published camera: ``key`` names the topic (``<key>/image_raw``), ``mjcf_camera`` the scene camera."""
 
     key: str
     mjcf_camera: str
 
 
-def parse_camera_map(entries: tuple[str, ...] | list[str]) -> tuple[CameraSpec, ...]:
-    """``("face_view=top", ...)`` -> CameraSpecs; raises SimConfigError on a malformed entry."""
+def parse_camera_map(entries: tuple[str, ...] | list[str]) -> tuple[SimCamera, ...]:
+    """``("face_view=top", ...)`` -> SimCameras; raises SimConfigError on a malformed entry."""
     specs = []
     for entry in entries:
         key, sep, cam = str(entry).partition("=")
         key, cam = key.strip(), cam.strip()
         if not sep or not key or not cam:
             raise SimConfigError(f"camera entry {entry!r} must look like 'face_view=top' (topic key = MJCF camera)")
-        specs.append(CameraSpec(key=key, mjcf_camera=cam))
+        specs.append(SimCamera(key=key, mjcf_camera=cam))
     keys = [s.key for s in specs]
     if len(set(keys)) != len(keys):
         raise SimConfigError(f"camera keys repeat: {keys}")
@@ -61,7 +61,7 @@ class SimConfig:
     camera_rate_hz: float = 10.0
     image_width: int = 320
     image_height: int = 240
-    cameras: tuple[CameraSpec, ...] = field(default_factory=lambda: parse_camera_map(DEFAULT_CAMERA_MAP))
+    cameras: tuple[SimCamera, ...] = field(default_factory=lambda: parse_camera_map(DEFAULT_CAMERA_MAP))
     render_shadows: bool = False
     real_time_factor: float = 1.0
     seed: int = -1

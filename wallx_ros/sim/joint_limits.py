@@ -15,13 +15,13 @@ import numpy.typing as npt
 
 from wallx_ros.sim.errors import SimConfigError
 
-__all__ = ["JointLimits"]
+__all__ = ["ActuatorLimits"]
 
 FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class JointLimits:
+class ActuatorLimits:
     """Position limits and maximum velocity of each joint, in robot joint order."""
 
     lower: FloatArray

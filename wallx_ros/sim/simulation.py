@@ -21,8 +21,8 @@ from wallx_ros.sim.aloha_scene import AlohaScene
 from wallx_ros.sim.camera_renderer import CameraIntrinsics, CameraRenderer
 from wallx_ros.sim.config import SimConfig
 from wallx_ros.sim.errors import SceneError, SimConfigError
-from wallx_ros.sim.joint_limits import JointLimits
-from wallx_ros.sim.trajectory_executor import ExecutionPhase, TrajectoryCommand, TrajectoryExecutor
+from wallx_ros.sim.joint_limits import ActuatorLimits
+from wallx_ros.sim.trajectory_executor import ExecutionPhase, ReceivedTrajectory, TrajectoryExecutor
 
 __all__ = ["SimStats", "Simulation", "StepResult"]
 
@@ -65,7 +65,8 @@ class SimStats:
 class Simulation:
     """One running scene. Not thread-safe: call ``offer``, ``step`` and ``render`` from one thread."""
 
-    def __init__(self, config: SimConfig, options: JtcOptions | None = None) -> None:
+    def __init__(self, config: SimConfig, options: JtcOptions | None = None,
+                 interpolate_from_desired_state: bool = False) -> None:
         self.config = config
         self.scene = AlohaScene(config.scene, config.seed, config.max_joint_velocity, config.max_gripper_velocity)
         period_s = config.control_period_ns * 1e-9
@@ -78,7 +79,7 @@ class Simulation:
         self._substeps = substeps
         self._period_s = period_s
         self._command = self.scene.command()
-        self.executor = TrajectoryExecutor(self.scene.joint_names, options)
+        self.executor = TrajectoryExecutor(self.scene.joint_names, options, interpolate_from_desired_state)
         self.stats = SimStats()
         self._time_ns = 0
         self._next_frame_ns = 0
@@ -97,7 +98,7 @@ class Simulation:
         return self.scene.joint_names
 
     @property
-    def limits(self) -> JointLimits:
+    def limits(self) -> ActuatorLimits:
         return self.scene.limits
 
     @property
@@ -105,9 +106,18 @@ class Simulation:
         return self._time_ns
 
     # -- commands -----------------------------------------------------------------------------------------
-    def offer(self, command: TrajectoryCommand) -> list[str]:
+    def offer(self, command: ReceivedTrajectory) -> list[str]:
         """A trajectory arrives now (sim time): returns JTC's reasons to reject it, empty if accepted."""
         return self.executor.offer(command, self._time_ns)
+
+    def reset(self, seed: int) -> None:
+        """A new episode: objects placed for ``seed`` (-1: the scene keyframe), arms back at the start pose,
+        any trajectory dropped (the executor holds the start pose). Sim time keeps running (``/clock`` never
+        goes back); the next camera frame is rendered at the next step."""
+        self.scene.reset(seed)
+        self._command = self.scene.command()
+        self.executor.reset(self.scene.positions())
+        self._next_frame_ns = self._time_ns
 
     # -- stepping -----------------------------------------------------------------------------------------
     def step(self) -> StepResult:

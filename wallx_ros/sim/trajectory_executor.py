@@ -38,7 +38,7 @@ from wallx_ros.core.joint_trajectory_rules import (
 from wallx_ros.sim.errors import SimConfigError
 from wallx_ros.sim.trajectory_interpolation import PointState, interpolate
 
-__all__ = ["ExecutionPhase", "ExecutorStats", "Setpoint", "TrajectoryCommand", "TrajectoryExecutor"]
+__all__ = ["ExecutionPhase", "ExecutorStats", "ReceivedTrajectory", "Setpoint", "TrajectoryExecutor"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -51,7 +51,7 @@ class ExecutionPhase(enum.Enum):
 
 
 @dataclass(frozen=True)
-class TrajectoryCommand:
+class ReceivedTrajectory:
     """A JointTrajectory message as plain data (``points`` may be JointTrajectoryPoint messages)."""
 
     joint_names: tuple[str, ...]
@@ -119,7 +119,7 @@ class TrajectoryExecutor:
         self._ever_received = False
 
     # -- input -------------------------------------------------------------------------------------------
-    def offer(self, command: TrajectoryCommand, now_ns: int) -> list[str]:
+    def offer(self, command: ReceivedTrajectory, now_ns: int) -> list[str]:
         """Check a message on arrival (controller clock ``now_ns``); queue it for the next cycle if valid.
 
         Returns the reasons for rejection (empty when accepted). A newer valid message replaces a queued one.
@@ -163,6 +163,13 @@ class TrajectoryExecutor:
                 self.stats.holding_cycles += 1
         self._last_command = setpoint.positions
         return setpoint
+
+    def reset(self, hold_positions: FloatArray) -> None:
+        """Forget the running and the queued trajectory and hold ``hold_positions`` (the robot was re-placed,
+        as when a controller is restarted on a re-homed robot); statistics are kept."""
+        self._pending = self._active = None
+        self._hold = np.array(hold_positions, dtype=np.float64)
+        self._last_command = None
 
     @property
     def has_received(self) -> bool:
