@@ -26,9 +26,10 @@ cat > "$WALLX_FAKE_BIN/$_stack/python" <<EOF
 #!/usr/bin/env bash
 echo "fake python ($_stack): \\$*"
 touch "$WALLX_FAKE_BIN/ran-$_stack"
-if [ -n "\${WALLX_FAKE_WAIT_$_stack:-}" ]; then
-  for _ in \$(seq 100); do [ -e "$WALLX_FAKE_BIN/ran-\${WALLX_FAKE_WAIT_$_stack}" ] && break; sleep 0.1; done
-  [ -e "$WALLX_FAKE_BIN/ran-\${WALLX_FAKE_WAIT_$_stack}" ] || { echo "($_stack never saw the other stack run)"; exit 3; }
+_other=\\${WALLX_FAKE_WAIT_$_stack:-}
+if [ -n "\\$_other" ]; then
+  for _ in \\$(seq 100); do [ -e "$WALLX_FAKE_BIN/ran-\\$_other" ] && break; sleep 0.1; done
+  [ -e "$WALLX_FAKE_BIN/ran-\\$_other" ] || { echo "($_stack never saw the other stack run)"; exit 3; }
 fi
 exit \\${WALLX_FAKE_RC_$_stack:-0}
 EOF

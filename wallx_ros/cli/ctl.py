@@ -5,6 +5,7 @@
     wallx-ros-ctl pause | resume                         # std_srvs/Trigger ~/pause, ~/resume
     wallx-ros-ctl estop [--release]                      # std_srvs/SetBool ~/estop
     wallx-ros-ctl instruction "pick up the red cube"     # policy: the instruction parameter; recorder: ~/instruction
+    wallx-ros-ctl ask "what is on the table?"            # policy ~/ask: the model's answer about the scene
     wallx-ros-ctl record start|stop|discard              # recorder ~/start_episode, ~/stop_episode, ~/discard_episode
 
 Each command is what the README does with ros2cli (``ros2 service call``, ``ros2 lifecycle set``, ``ros2 param
@@ -32,7 +33,7 @@ RECORD_SERVICES = {"start": "start_episode", "stop": "stop_episode", "discard": 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wallx-ros-ctl", description="Operate the wallx_ros nodes with rclpy only "
                                      "(where ros2cli is not installed): status, lifecycle, pause, resume, e-stop, "
-                                     "instruction, recorder episodes.")
+                                     "instruction, questions to the model, recorder episodes.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--node", help="the node (default /wallx_policy; record: /wallx_recorder)")
     common.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the node (default 30)")
@@ -49,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     estop.add_argument("--release", action="store_true", help="release into paused (then: resume)")
     instruction = sub.add_parser("instruction", parents=[common], help="set the task instruction")
     instruction.add_argument("text")
+    ask = sub.add_parser("ask", parents=[common], help="ask the model a question about the scene (~/ask)")
+    ask.add_argument("question")
+    ask.add_argument("--answer-timeout", type=float, default=120.0,
+                     help="seconds to wait for the answer once asked (default 120; the node's ask_timeout_s ends "
+                          "the answer itself)")
     record = sub.add_parser("record", parents=[common], help="recorder episodes")
     record.add_argument("action", choices=tuple(RECORD_SERVICES))
     return parser
@@ -74,8 +80,9 @@ class _Ctl:
             self.rclpy.spin_once(self.node, timeout_sec=min(0.1, left))
         return True
 
-    def call(self, srv_type: Any, service: str, request: Any) -> Any:
-        """The response of ``<target>/<service>``; None (and a message) when it is not there or does not answer."""
+    def call(self, srv_type: Any, service: str, request: Any, answer_timeout_s: float | None = None) -> Any:
+        """The response of ``<target>/<service>``; None (and a message) when it is not there or does not answer
+        (within ``answer_timeout_s``, default the --timeout)."""
         name = f"{self.target}/{service}"
         client = self.node.create_client(srv_type, name)
         try:
@@ -84,8 +91,9 @@ class _Ctl:
                       f"with the same ROS_DOMAIN_ID ({os.environ.get('ROS_DOMAIN_ID', '0')})?", file=sys.stderr)
                 return None
             future = client.call_async(request)
-            if not self.spin_until(future.done):
-                print(f"wallx-ros-ctl: {name} did not answer within {self.timeout_s:g} s", file=sys.stderr)
+            wait_s = self.timeout_s if answer_timeout_s is None else answer_timeout_s
+            if not self.spin_until(future.done, wait_s):
+                print(f"wallx-ros-ctl: {name} did not answer within {wait_s:g} s", file=sys.stderr)
                 return None
             return future.result()
         finally:
@@ -181,6 +189,20 @@ def _instruction(ctl: _Ctl, text: str) -> int:
     return 0
 
 
+def _ask(ctl: _Ctl, question: str, answer_timeout_s: float) -> int:
+    """The policy node's ~/ask (diagnostic_msgs/AddDiagnostics: the question in ``load_namespace``)."""
+    from diagnostic_msgs.srv import AddDiagnostics
+
+    response = ctl.call(AddDiagnostics, "ask", AddDiagnostics.Request(load_namespace=question), answer_timeout_s)
+    if response is None:
+        return 1
+    if not response.success:
+        print(f"wallx-ros-ctl: {ctl.target} gave no answer: {response.message}", file=sys.stderr)
+        return 1
+    print(response.message)
+    return 0
+
+
 def _status(ctl: _Ctl, everyone: bool, window_s: float) -> int:
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -227,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _estop(ctl, args.release)
             if args.command == "instruction":
                 return _instruction(ctl, args.text)
+            if args.command == "ask":
+                return _ask(ctl, args.question, args.answer_timeout)
             return _trigger(ctl, RECORD_SERVICES[args.action])
         except KeyboardInterrupt:
             return 130

@@ -199,6 +199,13 @@ class ChunkExecutor:
         due = self.plan.origin_ns + self.config.execution_horizon * self.dt_ns - round(expected_latency_s * _NS)
         return now_ns >= due
 
+    def replan_in_ns(self, now_ns: int, expected_latency_s: float = 0.0) -> int:
+        """Time until ``replan_due`` turns true (0 when it is true now): how long the model is free."""
+        if self.plan is None:
+            return 0
+        due = self.plan.origin_ns + self.config.execution_horizon * self.dt_ns - round(expected_latency_s * _NS)
+        return max(0, due - now_ns)
+
     def origin_for(self, observation_stamp_ns: int, now_ns: int) -> int:
         if self.config.latency_compensation:
             return observation_stamp_ns + round(self.config.latency_offset_s * _NS)

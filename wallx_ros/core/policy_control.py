@@ -23,6 +23,7 @@ position with zero velocity, starting at the controller's next cycle (stamp 0).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -165,6 +166,13 @@ class PolicyControl:
 
     def replan_due(self, now_ns: int, expected_latency_s: float) -> bool:
         return self.inference_allowed and self.executor.replan_due(now_ns, expected_latency_s)
+
+    def replan_in_s(self, now_ns: int, expected_latency_s: float) -> float:
+        """Seconds until the next observation should go to the model (``inf`` while no chunk is wanted: paused,
+        e-stopped, inactive): the time the model is free for other work (the language side)."""
+        if not self.inference_allowed:
+            return math.inf
+        return self.executor.replan_in_ns(now_ns, expected_latency_s) / 1e9
 
     def observe(self, robot_state: npt.NDArray[np.float64]) -> None:
         """Remember the latest measured robot state (state-joint order) for holds without a plan."""

@@ -17,7 +17,8 @@ Data flow (one camera frame to the trajectory); this class wires the pieces to R
 Configure builds the control side in nodes/policy_setup.py (limits: nodes/policy_limits.py, also the
 activation rule). A control timer (control_rate_hz) runs the stale-input watchdog (hold within two control
 periods), the streaming output and the ghost. Services (nodes/policy_services.py): ~/pause, ~/resume
-(std_srvs/Trigger), ~/estop (std_srvs/SetBool: true engages and latches, false releases into pause).
+(std_srvs/Trigger), ~/estop (std_srvs/SetBool: true engages and latches, false releases into pause), ~/ask
+(a question about the scene; with ~/subtask the language side: nodes/policy_language.py).
 /diagnostics (nodes/policy_diagnostics.py) and ~/status (DiagnosticStatus with the fields of
 msg/PolicyStatus.msg, nodes/policy_status.py) at diagnostics_rate_hz. Process: nodes/policy_main.py.
 """
@@ -34,6 +35,7 @@ import traceback
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.srv import AddDiagnostics
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -42,6 +44,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
+from wallx_ros.core.clock_rate import ClockRate
 from wallx_ros.core.errors import CoreError
 from wallx_ros.core.latency import LatencyTracker
 from wallx_ros.core.limit_sources import ResolvedLimits
@@ -52,6 +55,7 @@ from wallx_ros.nodes.command_stream import CommandStreamer
 from wallx_ros.nodes.observation_inputs import ObservationInputs
 from wallx_ros.nodes.parameters import declare
 from wallx_ros.nodes.policy_diagnostics import WaitingLog, diagnostic_array
+from wallx_ros.nodes.policy_language import PolicyLanguage
 from wallx_ros.nodes.policy_limits import activation_verdict
 from wallx_ros.nodes.policy_main import run_policy_node
 from wallx_ros.nodes.policy_outputs import PolicyOutputs
@@ -62,7 +66,9 @@ from wallx_ros.nodes.policy_setup import build_setup
 from wallx_ros.nodes.policy_status import SWITCH_FIGURES, PolicyStatusPublisher, StatusFields
 from wallx_ros.nodes.transport_diagnostics import TransportView
 from wallx_ros.policy import PolicyBackend, load_backend
+from wallx_ros.policy.backend import TextBackend
 from wallx_ros.policy.errors import PolicyError
+from wallx_ros.policy.text_jobs import TextScheduler
 
 __all__ = ["PolicyNode", "main"]
 
@@ -95,6 +101,8 @@ class PolicyNode(LifecycleNode):
         self._last_tick_ns = 0
         self._waiting = WaitingLog()
         self._pipeline: PolicyPipeline | None = None
+        self._language: PolicyLanguage | None = None
+        self._clock_rate = ClockRate()  # the model's thread only (the language side's gaps on simulated time)
         self._entities: list[Any] = []
         self._control_group = MutuallyExclusiveCallbackGroup()
         self._input_group = ReentrantCallbackGroup()
@@ -111,6 +119,8 @@ class PolicyNode(LifecycleNode):
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self._control_group)
         self.create_service(SetBool, "~/estop", self._on_estop, callback_group=self._control_group)
         self.create_subscription(String, "~/instruction", self._on_instruction, 10, callback_group=self._control_group)
+        # a question blocks its thread until answered: a group of its own
+        self.create_service(AddDiagnostics, "~/ask", self._on_ask, callback_group=MutuallyExclusiveCallbackGroup())
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -159,8 +169,13 @@ class PolicyNode(LifecycleNode):
         self._entities.append(self._result_ready)
         self._entities.append(self.create_timer(1.0 / setup.control_rate_hz, self._on_control_tick,
                                                 callback_group=self._control_group))
+        text = TextScheduler(lambda: self._text_generator(backend, cfg), self._text_window_s) \
+            if isinstance(backend, TextBackend) else None
         self._pipeline = PolicyPipeline(self.control, backend, self.inputs.cameras, self.status, self.latency,
-                                        self.smoothness, self._result_ready.trigger)
+                                        self.smoothness, self._result_ready.trigger, text)
+        if text is not None:
+            self._language = PolicyLanguage(self, cfg.language.resolved(backend.device), text,
+                                            lambda: self._instruction, self._is_active, self._pipeline.worker.wake)
         self._pipeline.start()
         if self._outputs.streaming and not self._sim_time():
             self._streamer = CommandStreamer(self._stream_tick, 1.0 / setup.control_rate_hz, cfg.stream_priority,
@@ -219,6 +234,29 @@ class PolicyNode(LifecycleNode):
     def _sim_time(self) -> bool:
         return bool(self.get_parameter("use_sim_time").value)
 
+    def _is_active(self) -> bool:
+        control = self.control
+        return control is not None and control.mode is not ControlMode.INACTIVE
+
+    def _text_window_s(self) -> float:
+        """The model's thread: wall seconds until the next observation is due (on simulated time converted at the
+        measured clock rate: a slow or paused simulation leaves more wall time)."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return 0.0
+        now = self._now_ns()
+        window = pipeline.text_window_s(now)
+        if not self._sim_time():
+            return window
+        self._clock_rate.update(time.monotonic(), now)
+        return self._clock_rate.wall_s(window)
+
+    @staticmethod
+    def _text_generator(backend: TextBackend, cfg: PolicyNodeConfig) -> Any:
+        generator = backend.text_generator()  # built on the model's thread, on first use
+        generator.max_question_tokens = cfg.language.max_question_tokens
+        return generator
+
     def _teardown(self) -> None:
         if self._streamer is not None:
             self._streamer.stop()
@@ -226,6 +264,9 @@ class PolicyNode(LifecycleNode):
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
+        if self._language is not None:
+            self._language.destroy()
+            self._language = None
         if self.inputs is not None:
             self.inputs.destroy()
             self.inputs = None
@@ -419,6 +460,15 @@ class PolicyNode(LifecycleNode):
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         return self._reply(services.estop(self.control, bool(request.data), self._now_ns()), response)
 
+    def _on_ask(self, request: AddDiagnostics.Request, response: AddDiagnostics.Response) -> AddDiagnostics.Response:
+        """~/ask: the question in ``load_namespace``; ``message`` is the answer (success) or why there is none."""
+        language = self._language
+        if language is None:
+            response.success, response.message = False, "the policy node is not configured (no model loaded)"
+        else:
+            response.success, response.message = language.ask(str(request.load_namespace))
+        return response
+
     def _reply(self, reply: services.ServiceReply, response: Any) -> Any:
         self._send_hold(reply.hold)
         if reply.log:
@@ -442,10 +492,13 @@ class PolicyNode(LifecycleNode):
             inputs = (self.inputs.stats(st.stamp_ns), self.inputs.topics,
                       self.config.max_age_s if self.config else None)
         backend = self.backend
-        self._diag_pub.publish(diagnostic_array(
-            self.get_fully_qualified_name(), st, self._status, inputs,
-            self._transport.report() if self._transport is not None else None, self.latency, self.smoothness,
-            backend.device if backend is not None else "cpu"))
+        name = self.get_fully_qualified_name()
+        array = diagnostic_array(name, st, self._status, inputs,
+                                 self._transport.report() if self._transport is not None else None, self.latency,
+                                 self.smoothness, backend.device if backend is not None else "cpu")
+        if self._language is not None:
+            array.status.append(self._language.diagnostic(f"{name}: language"))
+        self._diag_pub.publish(array)
 
     # -- start-up -----------------------------------------------------------------------------------------
     def autostart(self) -> bool:

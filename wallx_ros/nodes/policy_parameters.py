@@ -23,8 +23,10 @@ from wallx_ros.nodes.parameters import read
 from wallx_ros.policy import BackendConfig
 from wallx_ros.policy.config import ENGINES, FLOW_ATTENTION, PREDICTION_MODES
 from wallx_ros.policy.errors import PolicyError
+from wallx_ros.policy.text_limits import MAX_NEW_TOKENS_LIMIT
 
-__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "RUNTIME_PARAMETERS", "TABLE", "PolicyNodeConfig", "read_config"]
+__all__ = ["DIAGNOSTICS_RATE_RANGE", "OUTPUT_MODES", "RUNTIME_PARAMETERS", "TABLE", "LanguageConfig",
+           "PolicyNodeConfig", "read_config"]
 
 OUTPUT_MODES = ("trajectory", "action", "joint_state", "array")
 DIAGNOSTICS_RATE_RANGE = (0.01, 1000.0)
@@ -130,8 +132,38 @@ TABLE = ParameterTable("wallx_policy", [
           "(0 = never)", low=0.0, high=3600.0),
     Param("gil_switch_interval_s", _D, 0.0005, "Python thread switch interval: short keeps the control loop "
           "responsive while the model runs (s)", low=1e-5, high=0.1),
+    # language side (the model's words between action chunks)
+    Param("subtask_rate_hz", _D, -1.0, "~/subtask rate: -1 = auto (0.5 Hz on CUDA, off on CPU), 0 = off",
+          low=-1.0, high=100.0),
+    Param("subtask_max_tokens", _I, 32, "longest subtask text (tokens)", low=1, high=MAX_NEW_TOKENS_LIMIT),
+    Param("ask_timeout_s", _D, 30.0, "~/ask: the answer so far is returned after this long (s)", low=0.1,
+          high=3600.0),
+    Param("ask_max_tokens", _I, 64, "~/ask: longest answer (tokens)", low=1, high=MAX_NEW_TOKENS_LIMIT),
+    Param("max_question_tokens", _I, 256, "~/ask: longer questions are refused (tokens)", low=1, high=4096),
+    Param("text_marker_frame", _S, "world", "frame of the ~/subtask_marker text (RViz)"),
 ], summary="Runs the WALL-OSS policy (LeRobot wall_x) on the robot's cameras and joint states: lifecycle node, "
            "safe JointTrajectory chunks out.")
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    """The language side: ``~/subtask`` (``subtask_rate_hz`` resolved: 0 = off), ``~/ask``, the RViz text."""
+
+    subtask_rate_hz: float
+    subtask_max_tokens: int
+    ask_timeout_s: float
+    ask_max_tokens: int
+    max_question_tokens: int
+    marker_frame: str
+
+    def resolved(self, device: str) -> LanguageConfig:
+        """``subtask_rate_hz`` -1 (auto): 0.5 Hz on CUDA, off on CPU (a CPU answer takes seconds of the model's
+        time that action chunks need)."""
+        if self.subtask_rate_hz >= 0:
+            return self
+        rate = 0.5 if str(device).startswith("cuda") else 0.0
+        return LanguageConfig(rate, self.subtask_max_tokens, self.ask_timeout_s, self.ask_max_tokens,
+                              self.max_question_tokens, self.marker_frame)
 
 
 @dataclass(frozen=True)
@@ -180,6 +212,7 @@ class PolicyNodeConfig:
     diagnostics_rate_hz: float
     waiting_log_period_s: float
     gil_switch_interval_s: float
+    language: LanguageConfig
 
     def __post_init__(self) -> None:
         if self.camera_transport not in ("raw", "compressed"):
@@ -272,4 +305,8 @@ def read_config(node: Node) -> PolicyNodeConfig:
         marker_links=strings("marker_links"), diagnostics_rate_hz=float(get("diagnostics_rate_hz")),
         waiting_log_period_s=float(get("waiting_log_period_s")),
         gil_switch_interval_s=float(get("gil_switch_interval_s")),
+        language=LanguageConfig(
+            subtask_rate_hz=float(get("subtask_rate_hz")), subtask_max_tokens=int(get("subtask_max_tokens")),
+            ask_timeout_s=float(get("ask_timeout_s")), ask_max_tokens=int(get("ask_max_tokens")),
+            max_question_tokens=int(get("max_question_tokens")), marker_frame=str(get("text_marker_frame"))),
     )

@@ -21,6 +21,7 @@ from wallx_ros.nodes.policy_requests import Submitted, observation_request, stag
 from wallx_ros.nodes.policy_status import StatusFields
 from wallx_ros.policy.backend import PolicyBackend
 from wallx_ros.policy.inference_worker import InferenceResult, InferenceWorker
+from wallx_ros.policy.text_jobs import TextScheduler
 
 __all__ = ["PolicyPipeline"]
 
@@ -34,7 +35,7 @@ class PolicyPipeline:
 
     def __init__(self, control: PolicyControl, backend: PolicyBackend, cameras: tuple[str, ...],
                  status: StatusFields, latency: LatencyTracker, smoothness: LatencyTracker,
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], None], text: TextScheduler | None = None) -> None:
         self.control = control
         self.cameras = cameras
         self.status = status
@@ -47,7 +48,7 @@ class PolicyPipeline:
         self._generation = 0  # the timeline of the observations: a clock jump starts a new one
         self._last_submitted_stamp = -1
         self.expected_latency_s = 0.0
-        self.worker: InferenceWorker[Submitted] = InferenceWorker(backend, self._on_worker_result)
+        self.worker: InferenceWorker[Submitted] = InferenceWorker(backend, self._on_worker_result, text=text)
 
     def start(self) -> None:
         self.worker.start()
@@ -69,6 +70,10 @@ class PolicyPipeline:
         with self._lock:
             self._generation += 1
         self.restart()
+
+    def text_window_s(self, now_ns: int) -> float:
+        """Seconds the model is free before the next observation is due (the language side's gap)."""
+        return self.control.replan_in_s(now_ns, self.expected_latency_s)
 
     # -- submission ---------------------------------------------------------------------------------------
     def maybe_submit(self, now_ns: Callable[[], int], synced: Callable[[int], SyncResult[Any]],

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from wallx_ros.core.realtime_chunking import ActionPrefix
 from wallx_ros.core.types import ActionChunk, Observation
 from wallx_ros.policy.config import BackendConfig
 
-__all__ = ["PolicyBackend", "load_backend"]
+if TYPE_CHECKING:
+    from wallx_ros.policy.text_generation import TextGenerator
+
+__all__ = ["PolicyBackend", "TextBackend", "load_backend"]
 
 
 @runtime_checkable
@@ -71,6 +74,15 @@ class PolicyBackend(Protocol):
 
     def reset(self) -> None:
         """Forget any episode state (queues, caches) before a new episode."""
+        ...
+
+
+@runtime_checkable
+class TextBackend(Protocol):
+    """A backend whose model also answers in words (WALL-OSS's language head): the node's language side."""
+
+    def text_generator(self) -> TextGenerator:
+        """The generator sharing the loaded model; use it only on the thread that calls ``predict_chunk``."""
         ...
 
 

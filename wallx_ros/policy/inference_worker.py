@@ -8,6 +8,9 @@ worker runs its model calls on its own stream.
 A request carries the caller's ``metadata`` (whatever it needs to use the chunk: the robot state at the
 observation, stage timings so far, ...) through the worker and back in the result: nothing has to be
 looked up again when the chunk comes back, and a request replaced before it ran leaves nothing behind.
+
+With a ``TextScheduler`` (the language side: subtask, questions) the worker runs its units while no request
+waits, each only if it ends before the next observation is due (``policy.text_jobs``): chunks come first.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from wallx_ros.core.realtime_chunking import ActionPrefix
 from wallx_ros.core.types import ActionChunk, Observation
 from wallx_ros.policy.backend import PolicyBackend
 from wallx_ros.policy.errors import InferenceError
+
+if TYPE_CHECKING:
+    from wallx_ros.policy.text_jobs import TextScheduler
 
 __all__ = ["InferenceRequest", "InferenceResult", "InferenceWorker"]
 
@@ -69,8 +75,9 @@ class InferenceWorker(Generic[MetaT]):
     """Runs ``backend.predict_chunk`` on the latest submitted request in a dedicated thread."""
 
     def __init__(self, backend: PolicyBackend, on_result: Callable[[InferenceResult[MetaT]], None],
-                 name: str = "wallx-inference") -> None:
+                 name: str = "wallx-inference", text: TextScheduler | None = None) -> None:
         self._backend = backend
+        self.text = text
         self._on_result = on_result
         self._lock = threading.Lock()
         self._pending: InferenceRequest[MetaT] | None = None
@@ -103,6 +110,10 @@ class InferenceWorker(Generic[MetaT]):
         with self._lock:
             return self._dropped
 
+    def wake(self) -> None:
+        """Look for work now (a text job was submitted)."""
+        self._wake.set()
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask the thread to finish its current prediction and exit; wait for it."""
         self._stop.set()
@@ -118,16 +129,22 @@ class InferenceWorker(Generic[MetaT]):
 
     def _run(self) -> None:
         stream_ctx = _cuda_stream_context(self._backend.device)
+        text = self.text
         with stream_ctx:
             while not self._stop.is_set():
-                self._wake.wait()
-                self._wake.clear()
-                item = self._take()
-                while item is not None and not self._stop.is_set():
-                    self._on_result(self._predict(item))
-                    item = self._take()
-                with self._lock:
-                    self._busy = False
+                self._wake.clear()  # before taking: a submit after this wakes the wait below
+                item = self._take()  # (busy is False once nothing waits)
+                if item is not None:
+                    result = self._predict(item)
+                    if text is not None and result.chunk is not None:
+                        text.observe(item.observation, result.duration_ms)
+                    self._on_result(result)
+                    continue
+                if text is not None and text.run_unit():
+                    continue
+                self._wake.wait(text.recheck_s() if text is not None else None)
+            if text is not None:
+                text.cancel_all("the inference worker stopped")
 
     def _predict(self, request: InferenceRequest[MetaT]) -> InferenceResult[MetaT]:
         start = time.monotonic()

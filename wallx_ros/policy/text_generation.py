@@ -34,13 +34,13 @@ import torch
 from wallx_ros.core.types import Observation
 from wallx_ros.lerobot import versions, wallx_model
 from wallx_ros.policy.errors import InferenceError, TextRequestError
+from wallx_ros.policy.text_limits import MAX_NEW_TOKENS_LIMIT
 from wallx_ros.policy.text_prompts import IMAGE_PLACEHOLDER, TextPrompt
 
 __all__ = ["MAX_NEW_TOKENS_LIMIT", "STOP_REASONS", "TextAnswer", "TextDecoding", "TextGenerator"]
 
 _LOG = logging.getLogger("wallx_ros.policy")
 
-MAX_NEW_TOKENS_LIMIT = 1024  # X-Square's VQA default; more is a runaway answer, not a longer one
 STOP_REASONS = ("end_token", "token_limit", "timeout", "error")
 # C0 controls other than tab/newline, and DEL: a random or confused model can emit them as byte tokens; they do
 # not belong in a ROS string (NUL ends a CDR string early)
