@@ -56,8 +56,12 @@ class Rig:
         return sum(len(m.points) > 1 for m in list(self.trajectories.messages))
 
     def run_until_chunks(self, more: int, timeout_s: float = 240.0) -> None:
+        """Time runs in short pulses (0.05 simulated s each, frozen for up to 1 s between them while the model
+        works) until ``more`` chunks went out: a chunk comes when the running one reached its execution horizon
+        (0.32 simulated s), so a long freeze would only stretch the wait."""
         count = self.chunks()
-        assert self.driver.pulse_until(lambda: self.chunks() >= count + more or not self.proc.alive(), timeout_s), \
+        assert self.driver.pulse_until(lambda: self.chunks() >= count + more or not self.proc.alive(), timeout_s,
+                                       rate=0.1, pulse_s=0.5, freeze_s=1.0), \
             f"no chunk within {timeout_s} s\n{self.proc.output()[-3000:]}"
         assert self.proc.alive(), self.proc.output()[-3000:]
 
