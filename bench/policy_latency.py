@@ -2,6 +2,7 @@
 
     python bench/policy_latency.py [--checkpoint DIR] [--chunks 40] [--seconds 60] [--out bench/results]
                                    [--label NAME] [--lockstep-only] [--camera-publish message|serialized]
+                                   [--camera-transport raw|compressed]
 
 Two runs of the real node (subprocess, real DDS on loopback, tiny WallX checkpoint on CPU, 1 torch thread),
 fed 3 cameras of 640x480 rgb8 + joint states:
@@ -24,6 +25,11 @@ as a C++ camera driver would; the default builds a Python ``Image`` per frame, w
 serialisation (~1 ms per 640x480 frame) then count in the node's overhead. To compare two versions of the
 node in one session, run this script from each checkout (``cd CHECKOUT && PYTHONPATH=. python
 bench/policy_latency.py --label NAME``): the node runs from the checkout the script is in.
+
+``--camera-transport compressed`` publishes ``sensor_msgs/CompressedImage`` (JPEG, quality 90, encoded once per
+camera; the node runs with ``camera_transport: compressed``) on ``<camera>/image_raw/compressed``. The frames are
+then a smooth synthetic scene (gradients and blocks, ~40-60 KB as JPEG, like a camera's), not the raw run's noise,
+which JPEG cannot compress.
 """
 
 from __future__ import annotations
@@ -104,18 +110,29 @@ def summary(values: list[float]) -> dict[str, float]:
 class Inputs:
     """3 cameras (640x480 rgb8) and joint states; publish one stamped set, or free-run at 30/100 Hz."""
 
-    def __init__(self, ros: RosTestNode, joints: tuple[str, ...], camera_publish: str = "message") -> None:
+    def __init__(self, ros: RosTestNode, joints: tuple[str, ...], camera_publish: str = "message",
+                 transport: str = "raw") -> None:
         from rclpy.qos import qos_profile_sensor_data
         from rclpy.serialization import serialize_message
-        from sensor_msgs.msg import Image, JointState
+        from sensor_msgs.msg import CompressedImage, Image, JointState
 
         self.ros, self.joints = ros, joints
         rng = np.random.default_rng(0)
+        self.transport = transport
         self.frames = {cam: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8).tobytes() for cam in CAMERAS}
-        self.serialized = {cam: serialize_message(Image(height=480, width=640, encoding="rgb8", step=640 * 3,
-                                                        data=self.frames[cam])) for cam in CAMERAS} \
-            if camera_publish == "serialized" else None
-        self.cam_pubs = {cam: ros.publisher(Image, f"/{cam}/image_raw", qos_profile_sensor_data) for cam in CAMERAS}
+        self.jpeg = {cam: _jpeg(_scene(i)) for i, cam in enumerate(CAMERAS)} if transport == "compressed" else {}
+        if transport == "compressed":
+            self.serialized = {cam: serialize_message(CompressedImage(format="jpeg", data=self.jpeg[cam]))
+                               for cam in CAMERAS} if camera_publish == "serialized" else None
+            self.cam_pubs = {cam: ros.publisher(CompressedImage, f"/{cam}/image_raw/compressed",
+                                                qos_profile_sensor_data) for cam in CAMERAS}
+        else:
+            self.serialized = {cam: serialize_message(Image(height=480, width=640, encoding="rgb8", step=640 * 3,
+                                                            data=self.frames[cam])) for cam in CAMERAS} \
+                if camera_publish == "serialized" else None
+            self.cam_pubs = {cam: ros.publisher(Image, f"/{cam}/image_raw", qos_profile_sensor_data)
+                             for cam in CAMERAS}
+        self._CompressedImage = CompressedImage
         self.joint_pub = ros.publisher(JointState, "/joint_states", 10)
         self._Image, self._JointState = Image, JointState
         self._stop = threading.Event()
@@ -137,7 +154,10 @@ class Inputs:
                 pub.publish(buf[:4] + stamp + buf[12:])
             return
         for cam, pub in self.cam_pubs.items():
-            msg = self._Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=self.frames[cam])
+            if self.transport == "compressed":
+                msg = self._CompressedImage(format="jpeg", data=self.jpeg[cam])
+            else:
+                msg = self._Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=self.frames[cam])
             msg.header.stamp = self._stamp(ns)
             pub.publish(msg)
 
@@ -167,6 +187,26 @@ class Inputs:
         self._stop.set()
 
 
+def _scene(seed: int) -> np.ndarray:
+    """A smooth 640x480 RGB scene (gradients, a few blocks, mild noise): compresses like a camera image."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:480, 0:640].astype(np.float32)
+    img = np.stack([x / 640 * 200, y / 480 * 180, (x + y) / 1120 * 160], axis=-1) + 30
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, 560)), int(rng.integers(0, 400))
+        img[y0:y0 + int(rng.integers(30, 80)), x0:x0 + int(rng.integers(30, 80))] = rng.integers(0, 256, 3)
+    img += rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return buf.tobytes()
+
+
 def renice(pid: int, nice: int) -> None:
     """Give a process and all its threads the niceness ``nice`` (threads created later inherit it)."""
     if not nice:
@@ -183,7 +223,7 @@ def status_values(msg: Any) -> dict[str, str]:
 
 
 def run_lockstep(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], chunks: int, log_dir: Path,
-                 nice: int = 0, camera_publish: str = "message") -> dict:
+                 nice: int = 0, camera_publish: str = "message", transport: str = "raw") -> dict:
     from diagnostic_msgs.msg import DiagnosticStatus
     from trajectory_msgs.msg import JointTrajectory
 
@@ -204,10 +244,11 @@ def run_lockstep(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], ch
     ros.node.create_subscription(DiagnosticStatus, f"{NODE}/status", on_status, 50)
     params = {"checkpoint_dir": str(checkpoint), "allow_random_weights": True, "num_threads": 1, "warmup": True,
               "instruction": "pick up the cube", "latency_compensation": False, "execution_horizon": 1,
-              "ghost_rate_hz": 0.0, "max_age_s": 60.0}  # lock-step: inputs are not refreshed while the model runs
+              "ghost_rate_hz": 0.0, "max_age_s": 60.0,  # lock-step: inputs are not refreshed while the model runs
+              "camera_transport": transport}
     proc = NodeProcess("wallx_ros.nodes.policy_node", "wallx_policy", params, log_dir)
     renice(proc.proc.pid, nice)
-    inputs = Inputs(ros, joints, camera_publish)
+    inputs = Inputs(ros, joints, camera_publish, transport)
     rows = []
     try:
         inputs.wait_connected()
@@ -244,7 +285,9 @@ def run_lockstep(ros: RosTestNode, checkpoint: Path, joints: tuple[str, ...], ch
     path = next((line.split("images via ", 1)[1].split(")", 1)[0] for line in proc.output().splitlines()
                  if "images via " in line), "unknown")
     keys = rows[0].keys() if rows else []
-    return {"chunks": len(rows), "camera_publish": camera_publish, "image_path": path,
+    sizes = {cam: len(b) for cam, b in inputs.jpeg.items()}
+    return {"chunks": len(rows), "camera_publish": camera_publish, "camera_transport": transport,
+            "jpeg_bytes": sizes, "image_path": path,
             **{k: summary([r[k] for r in rows]) for k in keys}}
 
 
@@ -320,8 +363,11 @@ def to_markdown(result: dict) -> str:
         f"{m['loadavg_end'][0]:.1f} at end (shared machine; other jobs were running), Python {m['python']}, "
         f"torch {m['torch']}, numpy {m.get('numpy', '?')}, OpenCV {m.get('opencv', '?')}, LeRobot "
         f"{m.get('lerobot', '?')}, ROS {m.get('ros_distro', '?')}; node code {m.get('node_code', '?')} "
-        f"({m.get('git_commit', '?')}). Tiny WallX checkpoint on CPU, 1 torch thread; 3 x 640x480 rgb8 cameras "
-        f"published as {lock.get('camera_publish', 'message')}s, node images via {lock.get('image_path', '?')}.", "",
+        f"({m.get('git_commit', '?')}). Tiny WallX checkpoint on CPU, 1 torch thread; 3 x 640x480 cameras "
+        + (f"as CompressedImage JPEG ({', '.join(f'{b // 1024} KB' for b in lock['jpeg_bytes'].values())})"
+           if lock.get("camera_transport") == "compressed" else "rgb8")
+        + f" published as {lock.get('camera_publish', 'message')}s, node images via {lock.get('image_path', '?')}.",
+        "",
         "| measure (ms) | n | p50 | p90 | p99 | max | target |", "|---|---|---|---|---|---|---|",
         row("overhead, lock-step, bench clock (received - camera stamp - model)", lock["bench_overhead_ms"],
             "p50 < 3, p99 < 10"),
@@ -361,6 +407,8 @@ def main() -> int:
     parser.add_argument("--lockstep-only", action="store_true", help="skip the free-running / jitter run")
     parser.add_argument("--camera-publish", choices=("message", "serialized"), default="message",
                         help="how the bench publishes camera frames (see above)")
+    parser.add_argument("--camera-transport", choices=("raw", "compressed"), default="raw",
+                        help="raw: sensor_msgs/Image rgb8; compressed: CompressedImage JPEG (see above)")
     args = parser.parse_args()
     import rclpy
 
@@ -380,7 +428,7 @@ def main() -> int:
     try:
         print("lock-step overhead run", flush=True)
         lock = run_lockstep(ros, checkpoint, joints, args.chunks, work / "logs_lockstep", args.nice,
-                            args.camera_publish)
+                            args.camera_publish, args.camera_transport)
         free = None
         if not args.lockstep_only:
             print("free-running / jitter run", flush=True)
