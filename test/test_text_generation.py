@@ -137,6 +137,9 @@ def test_control_tokens_never_reach_the_answer(tiny_checkpoint: Path) -> None:
                for i in tokenizer(piece, add_special_tokens=False)["input_ids"]]
     assert not suppressed & set(spelled)
     assert generator._decode_text(spelled) == "ok   done"
+    # a character cut in half (the first byte of a 3-byte character) leaves no replacement character behind
+    half = tokenizer("ok \u4e2d", add_special_tokens=False)["input_ids"]
+    assert generator._decode_text(half[:-1]) == "ok" and generator._decode_text(half) == "ok \u4e2d"
 
 
 def test_generation_stops_at_an_end_token(tiny_checkpoint: Path) -> None:

@@ -182,12 +182,13 @@ class TextGenerator:
         return int(scores.argmax(dim=-1)[0])
 
     def _decode_text(self, tokens: list[int]) -> str:
-        """The answer's text without end tokens, control tokens (even spelled out byte by byte) or control
-        characters."""
+        """The answer's text without end tokens, control tokens (even spelled out byte by byte), control
+        characters, or the replacement character of byte tokens that form no whole UTF-8 character (an answer cut
+        at its token limit mid-character, or a confused model)."""
         text = str(self._tokenizer.decode([t for t in tokens if t not in self.end_ids], skip_special_tokens=True))
         for token in self._control_tokens:
             text = text.replace(token, "")
-        return _CONTROL_CHARS.sub("", text).strip()
+        return _CONTROL_CHARS.sub("", text).replace("\ufffd", "").strip()
 
 
 class TextDecoding:
