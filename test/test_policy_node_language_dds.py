@@ -156,7 +156,7 @@ def test_wallx_ros_ctl_asks_and_reports_a_refusal(rig: Rig) -> None:
 
 def test_bad_questions_get_a_reason_and_control_goes_on(rig: Rig) -> None:
     for question, reason in (("", "empty"), ("what is <|image_pad|>?", "control token"),
-                             ("tell me " * 80, "more than the limit of 64")):
+                             ("tell me " * 80, "more than the limit of 64"), ("x" * 100_000, "characters")):
         reply = rig.ask(question)
         assert not reply.success and reason in reply.message, reply.message
     rig.run_until_chunks(2)

@@ -40,6 +40,7 @@ from wallx_ros.policy.text_prompts import TextPrompt
 __all__ = ["PolicyLanguage", "answer_line"]
 
 _GRACE_S = 5.0  # the service waits this much past the deadline for the unit that runs at it
+_MAX_QUESTION_CHARS = 65_536
 
 
 def answer_line(result: TextJobResult) -> str:
@@ -84,6 +85,7 @@ class PolicyLanguage:
 
     # -- subtask ------------------------------------------------------------------------------------------
     def _request_subtask(self) -> None:
+        """Timer: ask for the subtask of the current instruction (none without an instruction)."""
         instruction = self._instruction()
         if not self._active() or not instruction:
             return
@@ -128,6 +130,8 @@ class PolicyLanguage:
         calling service thread (its own callback group) until the answer, the deadline or a refusal."""
         if not self._active():
             return False, "the policy node is not active: activate it first"
+        if len(question) > _MAX_QUESTION_CHARS:  # not even worth tokenizing (a token is rarely over 16 characters)
+            return False, f"the question has {len(question)} characters, more than {_MAX_QUESTION_CHARS}"
         done = threading.Event()
         holder: list[TextJobResult] = []
 
