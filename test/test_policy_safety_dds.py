@@ -54,6 +54,14 @@ def statless_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
+def _pulse(driver: SimDriver, done, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+    """Simulated time in pulses of 0.05 s (0.5 s of wall time at rate 0.1), frozen for at most 1 s between them
+    while the model works. A chunk comes only once the running one reached its execution horizon (0.32 simulated
+    s, six pulses): the driver's default 15 s freezes made four chunks take 7 minutes (CI, loaded), for nothing
+    that a freeze protects here (a chunk covers 0.64 simulated s; a slow inference only skips its first points)."""
+    return driver.pulse_until(done, timeout_s, rate=0.1, pulse_s=0.5, freeze_s=1.0)
+
+
 def _lifecycle(ros: RosTestNode, transition: int) -> bool:
     req = ChangeState.Request()
     req.transition = Transition(id=transition)
@@ -158,7 +166,7 @@ def test_stats_derived_limits_activate_and_bound_an_adversarial_model(ros: RosTe
         with _fault_node(tmp_path, {"checkpoint_dir": str(tiny_checkpoint)}) as proc:
             assert driver.wait_for_node(), proc.output()[-3000:]
             got = lambda: len([m for m in chunks.messages if len(m.points) > 1])  # noqa: E731
-            assert driver.pulse_until(lambda: got() >= 3 or not proc.alive(), 300), proc.output()[-3000:]
+            assert _pulse(driver, lambda: got() >= 3 or not proc.alive(), 300), proc.output()[-3000:]
             out = proc.output()
             assert "active: control started" in out and "[fault injection] adversarial" in out
             assert ("joint limits: lower: checkpoint stats 14; upper: checkpoint stats 14; max_velocity: checkpoint "
@@ -170,8 +178,7 @@ def test_stats_derived_limits_activate_and_bound_an_adversarial_model(ros: RosTe
         driver.close()
 
 
-@pytest.mark.timeout(900)  # four chunks, each after the execution horizon of sim time in 30 ms pulses: ~2 min a
-# chunk on a slow machine (jazzy, loaded), 89 s for the whole test on an idle one
+@pytest.mark.timeout(900)  # four chunks, each after the execution horizon of sim time in 50 ms pulses (_pulse)
 @pytest.mark.parametrize("output_mode", ["trajectory", "joint_state"])
 def test_velocity_and_acceleration_never_exceeded_with_an_adversarial_model(ros: RosTestNode, tiny_checkpoint: Path,
                                                                            tmp_path: Path, output_mode: str) -> None:
@@ -187,9 +194,9 @@ def test_velocity_and_acceleration_never_exceeded_with_an_adversarial_model(ros:
             assert driver.wait_for_node(), proc.output()[-3000:]
             if output_mode == "trajectory":
                 got = lambda: len([m for m in chunks.messages if len(m.points) > 1]) >= 4  # noqa: E731
-                assert driver.pulse_until(lambda: got() or not proc.alive(), 840), proc.output()[-3000:]
+                assert _pulse(driver, lambda: got() or not proc.alive(), 840), proc.output()[-3000:]
             else:  # the stream follows the clock: let it run slowly (a CPU chunk takes 0.1-0.3 s of sim time)
-                assert driver.pulse_until(lambda: len(stream.messages) > 0 or not proc.alive(), 300), \
+                assert _pulse(driver, lambda: len(stream.messages) > 0 or not proc.alive(), 300), \
                     proc.output()[-3000:]
                 driver.rate = 0.1
                 assert wait_until(lambda: len(stream.messages) >= 150 or not proc.alive(), 300), len(stream.messages)
