@@ -56,9 +56,10 @@ def _netns_available() -> str | None:
 def _run(env: dict[str, str]) -> dict[str, float]:
     probe = shlex.quote(str(REPO_ROOT / "test" / "dds_leak_probe.py"))
     python = shlex.quote(sys.executable)
-    script = NETNS_SCRIPT.format(sub=f"{python} {probe} sub {SECONDS + 6}", pub=f"{python} {probe} pub {SECONDS}")
+    # the subscriber counts until the publisher is gone (bounded: 90 s), however slowly the publisher starts
+    script = NETNS_SCRIPT.format(sub=f"{python} {probe} sub 90", pub=f"{python} {probe} pub {SECONDS}")
     run = subprocess.run(["unshare", "-n", "bash", "-c", script], capture_output=True, text=True, env=env,
-                         timeout=120)
+                         timeout=180)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     result: dict[str, float] = {}
     for line in run.stdout.splitlines():
