@@ -80,8 +80,8 @@ class PolicyLanguage:
             self._timer.cancel()
             self._node.destroy_timer(self._timer)
         self._node.destroy_guard_condition(self._ready)
-        self._node.destroy_publisher(self._pub)
-        self._node.destroy_publisher(self._marker_pub)
+        self._node.destroy_lifecycle_publisher(self._pub)  # (also leaves the node's managed entities)
+        self._node.destroy_lifecycle_publisher(self._marker_pub)
 
     # -- subtask ------------------------------------------------------------------------------------------
     def _request_subtask(self) -> None:
