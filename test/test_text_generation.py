@@ -160,7 +160,8 @@ def test_generation_stops_at_an_end_token(tiny_checkpoint: Path) -> None:
     generator = TextGenerator(backend._policy, backend._text_inputs)
     decoding = generator.start(observation(3), prompt, 8)
     answer = _run(decoding)
-    assert answer.stop_reason == "end_token" and 1 < answer.new_tokens < 8 and answer.text
+    assert answer.stop_reason == "end_token" and 1 < answer.new_tokens < 8  # (the text may be empty: byte tokens
+    # that form no whole character are dropped)
     assert decoding.tokens[-1] == im_end and im_end in generator.end_ids
     assert decoding.tokens == _generate_reference(generator, observation(3), prompt, 8)  # generate stops too
     assert answer.text == generator._decode_text(decoding.tokens[:-1])
