@@ -304,7 +304,7 @@ def test_sros2_policy_covers_what_moves_the_robot() -> None:
 
     source = (REPO / "wallx_ros" / "nodes" / "policy_node.py").read_text()
     services = {f"~{m}" for m in re.findall(r'create_service\(\w+, "~/([a-z_]+)"', source)}
-    assert services == {"~pause", "~resume", "~estop"}
+    assert services == {"~pause", "~resume", "~estop", "~ask"}
     assert services <= granted("/wallx/policy", "service", "reply")
     assert {f"/wallx_policy/{s[1:]}" for s in services} <= granted("/wallx/operator", "service", "request")
     for enclave in ("/wallx/controller", "/wallx/sensors"):

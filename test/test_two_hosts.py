@@ -210,12 +210,16 @@ def test_trajectory_arrives_from_the_other_host_and_nothing_leaves(deployment: D
     assert forwarded_bytes(stats, "a_to_b") - forwarded_bytes(stats0, "a_to_b") > 0.8 * (payload - payload0)
     assert forwarded_bytes(stats, "b_to_a") > 0
     assert outside_frames(stats) == {}, "frames addressed outside the two hosts"
-    # and the kernel agrees: every frame the robot host sent is one the wire classified
+    # and the kernel agrees: every frame the robot host sent is one the wire classified. Traffic goes on while
+    # this reads, so the wire's count is taken between two readings of the host's counter: it cannot exceed the
+    # later one, and lags the earlier one by at most the frames in flight
     for host, direction in ((dep.hosts.robot, "a_to_b"), (dep.hosts.policy, "b_to_a")):
-        counters = host.interface_counters()
-        assert set(counters) == {"lo", "eth0"}
-        wire_frames = sum(f for f, _ in stats[direction]["forwarded"].values())
-        assert wire_frames <= counters["eth0"]["tx_packets"] <= wire_frames + 200, (counters, wire_frames)
+        before = host.interface_counters()
+        wire_frames = sum(f for f, _ in dep.hosts.link_stats()[direction]["forwarded"].values())
+        after = host.interface_counters()
+        assert set(after) == {"lo", "eth0"}
+        assert before["eth0"]["tx_packets"] - 200 <= wire_frames <= after["eth0"]["tx_packets"], \
+            (before, after, wire_frames)
 
 
 def test_wifi_like_link_drops_frames_adds_latency_and_stays_safe(deployment: Deployment) -> None:
