@@ -335,3 +335,68 @@ def test_a_window_of_one_value_is_feasible() -> None:
     assert res.positions is not None and not any("start velocity" in a for a in res.adjustments)
     window = f.step_limits(np.zeros(1), np.array([0.2]), DT)
     assert window.low[0] == window.high[0] == 0.0 and window.feasible.all()
+
+
+# -- second round (issue 21, mutation run of the whole module: survivors in velocities(), the reports, _speeding) --
+def test_velocities_are_the_finite_differences_at_every_point() -> None:
+    """First point: forward difference; inner points: central; last: zero (rest); all clipped to max_velocity."""
+    f = SafetyFilter(_limits(vmax=3.0, n=2))
+    t = np.array([0.0, 0.02, 0.05, 0.09])
+    pos = np.array([[0.0, 1.0], [0.01, 0.9], [0.03, 0.75], [0.02, 0.8]])
+    vel = f.velocities(t, pos)
+    np.testing.assert_allclose(vel[0], [(0.01 - 0.0) / 0.02, -3.0])  # -5 clipped to -3
+    np.testing.assert_allclose(vel[1], [(0.03 - 0.0) / 0.05, -3.0])  # -5 clipped
+    np.testing.assert_allclose(vel[2], [(0.02 - 0.01) / 0.07, (0.8 - 0.9) / 0.07])
+    np.testing.assert_array_equal(vel[3], [0.0, 0.0])
+    two = f.velocities(t[:2], pos[:2])  # two points: forward difference, then rest
+    np.testing.assert_allclose(two, [[0.5, -3.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(f.velocities(t[:1], pos[:1]), [[0.0, 0.0]])
+
+
+def test_reports_name_the_joint_and_the_exact_ratio() -> None:
+    # speed only: one point 2x max_velocity (0.5) away from an anchor at rest (with more points, each next step is
+    # measured from the point as cut, and asks for more)
+    res = SafetyFilter(_limits(vmax=0.5)).apply(_times(1), np.array([[2 * 0.5 * DT]]), anchor=(0, np.zeros(1)))
+    assert res.adjustments == ("rate-limited: max_velocity exceeded on ['j0'] (up to 2.00x the limit)",)
+    # acceleration only: moving at +0.5 (the anchor's velocity), the trajectory asks for -0.7 at once: a change of
+    # 1.2 in one 20 ms step where max_acceleration 10 allows 0.2, i.e. 6x
+    pos = np.array([[-0.7 * DT]])
+    res = SafetyFilter(_limits(amax=10.0)).apply(_times(1), pos, anchor=(0, np.zeros(1)),
+                                                 anchor_velocity=np.array([0.5]))
+    # (the one point must also bring 0.5 to rest: more than max_acceleration can, which the second line says)
+    assert res.adjustments[0].startswith(
+        "rate-limited: max_acceleration exceeded on ['j0'] (up to 6.00x the limit"), res.adjustments
+    # both: -0.5 is 1.25x max_velocity 0.4 AND a change of 1.0 from +0.5 (5x max_acceleration 10 over 20 ms)
+    res = SafetyFilter(_limits(vmax=0.4, amax=10.0)).apply(_times(1), np.array([[-0.5 * DT]]),
+                                                          anchor=(0, np.zeros(1)), anchor_velocity=np.array([0.5]))
+    assert res.adjustments[0] == "rate-limited: max_velocity exceeded on ['j0'] (up to 1.25x the limit)"
+    assert res.adjustments[1].startswith("rate-limited: max_acceleration exceeded on ['j0'] (up to 5.00x"), \
+        res.adjustments
+
+
+def test_a_far_anchor_is_a_speeding_start_even_when_the_points_are_slow() -> None:
+    """The anchor (where the robot is commanded) is 1 rad from a slow trajectory that starts near 0: the first
+    step is 50 rad/s. The pre-check must see it from the anchor's position (not from zero) and the step is cut."""
+    pos = 0.001 * np.arange(4)[:, None]
+    res = SafetyFilter(_limits(vmax=1.0)).apply(_times(4), pos, anchor=(0, np.array([1.0])))
+    assert res.ok and res.positions is not None
+    assert res.positions[0, 0] == pytest.approx(1.0 - 1.0 * DT)
+    assert res.adjustments and "max_velocity exceeded" in res.adjustments[0]
+    # a slow limit (0.5): a step at 2x it is speeding (the pre-check scales the step time by the limit)
+    res = SafetyFilter(_limits(vmax=0.5)).apply(_times(1), np.array([[1.0 * DT]]), anchor=(0, np.zeros(1)))
+    assert res.positions is not None and res.positions[0, 0] == pytest.approx(0.5 * DT)
+
+
+@pytest.mark.parametrize("start_velocity", [0.0, 0.5, -0.5])
+@pytest.mark.parametrize("target_velocity", [0.0, 0.3])
+@pytest.mark.parametrize("error", [0.002, 0.05, 2.0])
+def test_a_streamed_approach_from_below_mirrors_the_one_from_above(start_velocity: float, target_velocity: float,
+                                                                   error: float) -> None:
+    """stream_step towards a target below is the mirror image of the approach to one above (the same limits,
+    every sign flipped): the braking window on each side must use its own direction."""
+    f = SafetyFilter(_limits(vmax=1.0, amax=10.0))
+    up = f.stream_step(np.array([error]), np.array([target_velocity]), np.zeros(1), np.array([start_velocity]), DT)
+    down = f.stream_step(np.array([-error]), np.array([-target_velocity]), np.zeros(1), np.array([-start_velocity]),
+                         DT)
+    np.testing.assert_allclose(down[0], -up[0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(down[1], -up[1], rtol=0, atol=1e-15)

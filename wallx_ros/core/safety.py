@@ -322,13 +322,10 @@ class SafetyFilter:
         """Finite-difference velocities at each point, clipped to the limits; the last point's are zero."""
         if pos.shape[0] < 2:
             return np.zeros_like(pos)
-        vel = np.empty_like(pos)
+        vel = np.zeros_like(pos)  # the last point's stays zero: the trajectory ends at rest
         vel[0] = (pos[1] - pos[0]) / (times_s[1] - times_s[0])
-        vel[-1] = (pos[-1] - pos[-2]) / (times_s[-1] - times_s[-2])
         vel[1:-1] = (pos[2:] - pos[:-2]) / (times_s[2:] - times_s[:-2])[:, None]
-        vel = np.clip(vel, -self._vmax, self._vmax)
-        vel[-1] = 0.0
-        return np.asarray(vel, dtype=np.float64)
+        return np.asarray(np.clip(vel, -self._vmax, self._vmax), dtype=np.float64)
 
     def stream_step(self, target: FloatArray, target_velocity: FloatArray, last: FloatArray,
                     last_velocity: FloatArray, dt_s: float) -> tuple[FloatArray, FloatArray]:
