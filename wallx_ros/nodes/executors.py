@@ -55,6 +55,21 @@ class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
         self._in_pool: list[Any] = []  # tasks handed to the pool and not finished: exceptions are raised from here
         self.dispatched = 0  # tasks handed to the pool (tests check none is handed out twice)
 
+    def _take_timer(self, tmr: Any) -> Any:
+        """rclpy's take, skipping a timer that another thread cancelled after the wait set saw it ready.
+
+        A lifecycle transition (a service callback on one pool thread) cancels the node's timers while another
+        pool thread takes one that was due: rcl refuses ("timer is canceled"), rclpy raises, and the executor
+        re-raises it in the spinning thread, ending the node. A cancelled timer is skipped instead, as rclpy
+        already skips a destroyed one (and Kilted's rclpy a cancelled one: Jazzy's does not).
+        """
+        try:
+            return super()._take_timer(tmr)
+        except RuntimeError as err:  # rclpy's RCLError
+            if "timer is canceled" in str(err) and tmr.is_canceled():
+                return None
+            raise
+
     def _spin_once_impl(self, timeout_sec: Any = None, wait_condition: Callable[[], bool] = lambda: False) -> None:
         try:
             task, _entity, _node = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
