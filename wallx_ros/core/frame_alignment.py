@@ -220,7 +220,6 @@ class _Stream(Generic[T]):
     """Time-ordered samples of one stream, pruned as frames are emitted."""
 
     def __init__(self, spec: StreamSpec, rule: str) -> None:
-        self.spec = spec
         self.rule = rule
         self.max_age_ns = spec.max_age_ns
         self.samples: deque[tuple[int, T]] = deque()
