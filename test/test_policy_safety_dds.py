@@ -217,13 +217,13 @@ def test_velocity_and_acceleration_never_exceeded_with_an_adversarial_model(ros:
             moving = dt > 0
             assert np.all(np.abs(np.diff(p, axis=0))[~moving] == 0.0), "a command moved without time passing"
             assert np.all(np.abs(np.diff(p, axis=0))[moving] <= VMAX * dt[moving, None] + 1e-9)
-            assert np.all(np.abs(np.diff(v, axis=0))[moving] <= AMAX * dt[moving, None] + 1e-9), \
-                (np.abs(np.diff(v, axis=0))[moving] / dt[moving, None]).max()
+            acc = (np.abs(np.diff(v, axis=0))[moving] / dt[moving, None]).max()
+            assert np.all(np.abs(np.diff(v, axis=0))[moving] <= AMAX * dt[moving, None] + 1e-9), acc
             # the checks above were not empty: the stream moved, and its acceleration reached the limit (the model
             # flips every row, so the filter accelerates at max_acceleration; how far the stream swings depends on
             # how much simulated time a chunk's inference takes: 0.011-0.034 rad seen, idle to loaded machine)
-            acc = (np.abs(np.diff(v, axis=0))[moving] / dt[moving, None]).max()
-            assert np.ptp(p, axis=0).max() > 1e-3 and acc >= 0.95 * AMAX, (np.ptp(p, axis=0).max(), acc)
+            swing = np.ptp(p, axis=0).max()
+            assert swing > 1e-3 and acc >= 0.95 * AMAX, (swing, acc)
     finally:
         driver.close()
 
