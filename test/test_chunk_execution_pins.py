@@ -3,6 +3,7 @@ points, the cross-fade's weights row by row with a bounded step, hard switches, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -46,6 +47,24 @@ def test_velocity_of_each_segment_and_outside_the_plan() -> None:
     np.testing.assert_array_equal(single.sample_velocity(10), [0.0, 0.0])
     assert plan.end_ns == 170 * MS
     np.testing.assert_array_equal(plan.times_from_origin_ns(), np.array([10, 30, 70, 80]) * MS)
+
+
+def test_velocity_before_a_time_is_the_segment_arriving_there() -> None:
+    """What a replacement from ``t`` accelerates from: at a point, the segment that ends there (the one after it
+    never runs); up to the first point the entry velocity; after the last point rest."""
+    plan = _plan()
+    np.testing.assert_allclose(plan.velocity_before(110 * MS), [50.0, 0.0])  # inside a segment: its slope
+    np.testing.assert_allclose(plan.velocity_before(120 * MS), [50.0, 0.0])  # at a point: the segment before it
+    np.testing.assert_allclose(plan.velocity_before(121 * MS), [50.0, -25.0])
+    np.testing.assert_allclose(plan.velocity_before(170 * MS), [-100.0, 400.0])  # arriving at the end
+    np.testing.assert_array_equal(plan.velocity_before(171 * MS), [0.0, 0.0])
+    np.testing.assert_array_equal(plan.velocity_before(100 * MS), [0.0, 0.0])  # no entry velocity: from rest
+    entered = dataclasses.replace(plan, entry_velocity=np.array([3.0, -4.0]))
+    np.testing.assert_array_equal(entered.velocity_before(100 * MS), [3.0, -4.0])
+    np.testing.assert_array_equal(entered.velocity_before(95 * MS), [3.0, -4.0])
+    np.testing.assert_allclose(entered.velocity_before(101 * MS), [50.0, 0.0])
+    single = Plan(NAMES, 0, np.array([10], dtype=np.int64), np.array([[7.0, 8.0]]))
+    np.testing.assert_array_equal(single.velocity_before(11), [0.0, 0.0])
 
 
 @pytest.mark.parametrize(("times", "positions", "message"), [
@@ -151,8 +170,6 @@ def test_configuration_limits(kwargs: dict[str, object], message: str) -> None:
 
 
 def test_defaults_units_and_records() -> None:
-    import dataclasses
-
     cfg = ExecutionConfig()
     assert (cfg.execution_horizon, cfg.blend, cfg.blend_steps, cfg.latency_compensation, cfg.latency_offset_s,
             cfg.min_lead_s) == (16, "crossfade", 8, True, 0.0, 0.04)

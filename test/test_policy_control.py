@@ -194,3 +194,44 @@ def test_stream_restarts_from_the_measured_robot_after_reactivation() -> None:
     ctl.on_chunk(_chunk(offset=0.5), np.array([0.5, 0.5]), 20 * S, 20 * S)
     pos, _vel = ctl.stream_sample(20 * S + 20 * MS)  # type: ignore[misc]
     np.testing.assert_allclose(pos, [0.502, 0.498])
+
+
+@pytest.mark.parametrize("blend", ["none", "crossfade", "c1"])
+def test_acceleration_across_chunk_boundaries_holds_on_and_off_the_row_grid(blend: str) -> None:
+    """Regression (jazzy CI under load: "acceleration across the boundary 8.000" = twice max_acceleration): a chunk
+    that takes over at a point of the running plan must accelerate from the segment that ARRIVES there, not from
+    the one after it that the chunk replaces; one that takes over at or before the plan's first point, from the
+    step into that point. An adversarial model (every row, and every chunk, the other way) against limits, with
+    observations on and off the running plan's row grid, measured on the trajectory the controller executes."""
+    amax, dt_ns = 4.0, 20 * MS
+    mapping = ActionMapping.build(("a",), ("a",))
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for grid_ms in (20, 10, 7):
+        for _ in range(10):
+            ctl = PolicyControl(ControlConfig(ExecutionConfig(blend=blend)), mapping,
+                                SafetyFilter(JointLimits(("a",), (-0.5,), (0.5,), (1.0,), (amax,))), 0.02)
+            ctl.activate(0)
+            previous: tuple[np.ndarray, np.ndarray, float] | None = None
+            obs = 3000 * S
+            for k in range(30):
+                rows = (-1.0) ** (k + np.arange(32)[:, None]) * 5.0
+                now = obs + int(rng.integers(0, 20)) * 10 * MS
+                out = ctl.on_chunk(rows, np.zeros(1), obs, now)
+                obs = now + int(rng.integers(1, 30)) * grid_ms * MS
+                if out.command is None:
+                    continue
+                t = out.command.stamp_ns + np.asarray(out.command.times_from_start_ns, dtype=np.int64)
+                p = out.command.positions[:, 0]
+                entry = 0.0
+                if previous is not None:
+                    pt, pp, previous_entry = previous
+                    at = int(t[0]) - dt_ns  # the chunk replaces the running plan from here on
+                    i = int(np.searchsorted(pt, at, side="left")) - 1  # the segment containing or ending at it
+                    arriving = (previous_entry if i < 0 else
+                                0.0 if i >= len(pt) - 1 else (pp[i + 1] - pp[i]) / ((pt[i + 1] - pt[i]) / S))
+                    entry = (p[0] - np.interp(at, pt, pp)) / (dt_ns / S)
+                    worst = max(worst, abs(entry - arriving) / (dt_ns / S))
+                previous = (t, p, entry)
+    assert worst <= amax * (1 + 1e-6), f"acceleration across a boundary {worst:.3f} > {amax}"
+    assert worst >= 0.95 * amax  # the adversarial model did press the limit

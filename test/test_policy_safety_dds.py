@@ -56,10 +56,10 @@ def statless_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPath
 
 def _pulse(driver: SimDriver, done, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
     """Simulated time in pulses of 0.03 s (0.3 s of wall time at rate 0.1), frozen for up to 5 s between them
-    while the model works: a chunk computed while time moves starts with points already past, which the
-    boundary checks below would measure against the running plan at times the controller never executes (with
-    1 s freezes, jazzy under load: "acceleration across the boundary 8.0"). The driver's default 15 s freezes
-    made four chunks take 7 minutes in CI (a chunk comes only after 0.32 simulated s, ten pulses)."""
+    while the model works. The driver's default 15 s freezes made four chunks take 7 minutes in CI (a chunk comes
+    only after 0.32 simulated s, ten pulses). (An earlier note blamed these pulses for an "acceleration across the
+    boundary 8.0" under load; the cause was the node accelerating from the replaced segment at a row-grid point,
+    see ``test_policy_control.test_acceleration_across_chunk_boundaries_holds_on_and_off_the_row_grid``.)"""
     return driver.pulse_until(done, timeout_s, rate=0.1, pulse_s=0.3, freeze_s=5.0)
 
 
@@ -115,42 +115,53 @@ def _fault_node(tmp_path: Path, params: dict[str, object]):  # type: ignore[no-u
 
 
 def _absolute(msg: JointTrajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    stamp = stamp_to_ns(msg.header.stamp) / S
-    times = stamp + np.array([stamp_to_ns(p.time_from_start) / S for p in msg.points])
+    """Point times (integer ns on the ROS clock, as the node computes them: no float rounding decides which
+    segment a time on the row grid belongs to), positions, velocities."""
+    times = stamp_to_ns(msg.header.stamp) + np.array([stamp_to_ns(p.time_from_start) for p in msg.points], np.int64)
     return times, np.array([p.positions for p in msg.points]), np.array([p.velocities for p in msg.points])
 
 
 def _check_trajectories(chunks: list[JointTrajectory], lower: np.ndarray, upper: np.ndarray, vmax: np.ndarray,
                         amax: float | None) -> None:
     """Every published point within the limits; segment speeds, point speeds and (with amax) the change of segment
-    speed within them, inside each chunk and from the previous chunk (sampled where the new one is anchored)."""
+    speed within them, inside each chunk and from the previous chunk: a chunk replaces the running plan one row
+    before its first point, so it accelerates from the velocity the plan ARRIVES there with (at a point of the
+    plan the segment before it; at or before its first point the step into it)."""
     eps = 1e-6
     previous = None
-    dt = 1.0 / FPS
+    dt_ns = round(S / FPS)
+    dt = dt_ns / S
     for msg in chunks:
-        t, p, v = _absolute(msg)
+        t_ns, p, v = _absolute(msg)
+        t = t_ns / S
         assert list(msg.joint_names) == list(ALOHA_JOINTS)
         assert np.all(p >= lower - eps) and np.all(p <= upper + eps), "position outside the limits"
         assert np.all(np.abs(v) <= vmax + eps) and np.all(v[-1] == 0.0), "point velocity over max_velocity"
         seg = np.diff(p, axis=0) / np.diff(t)[:, None]
         assert np.all(np.abs(seg) <= vmax * (1 + eps)), f"segment speed {np.abs(seg).max(axis=0)}"
+        entry = np.zeros(p.shape[1])
         if previous is not None:
-            pt, pp, _ = previous
-            anchor_t = t[0] - dt
-            anchor = np.array([np.interp(anchor_t, pt, pp[:, j]) for j in range(pp.shape[1])])
-            k = np.searchsorted(pt, anchor_t, side="right") - 1
-            anchor_v = (pp[k + 1] - pp[k]) / (pt[k + 1] - pt[k]) if 0 <= k < len(pt) - 1 else np.zeros(len(anchor))
-            first = (p[0] - anchor) / dt
-            assert np.all(np.abs(first) <= vmax * (1 + eps)), "the step from the running plan is too fast"
-            seg = np.vstack([first, seg])
+            pt_ns, pp, previous_entry = previous
+            anchor_ns = int(t_ns[0]) - dt_ns
+            anchor = np.array([np.interp(anchor_ns, pt_ns, pp[:, j]) for j in range(pp.shape[1])])
+            k = int(np.searchsorted(pt_ns, anchor_ns, side="left")) - 1  # the segment containing or ending there
+            if k < 0:
+                arriving = previous_entry
+            elif k < len(pt_ns) - 1:
+                arriving = (pp[k + 1] - pp[k]) / ((pt_ns[k + 1] - pt_ns[k]) / S)
+            else:
+                arriving = np.zeros(len(anchor))
+            entry = (p[0] - anchor) / dt
+            assert np.all(np.abs(entry) <= vmax * (1 + eps)), "the step from the running plan is too fast"
+            seg = np.vstack([entry, seg])
             if amax is not None:
-                assert np.all(np.abs(first - anchor_v) <= amax * dt * (1 + eps) + eps), \
-                    f"acceleration across the boundary {np.abs(first - anchor_v).max() / dt:.3f}"
+                assert np.all(np.abs(entry - arriving) <= amax * dt * (1 + eps) + eps), \
+                    f"acceleration across the boundary {np.abs(entry - arriving).max() / dt:.3f}"
         if amax is not None:
             acc = np.abs(np.diff(seg, axis=0)) / dt
             assert np.all(acc <= amax * (1 + eps) + eps), f"acceleration {acc.max():.3f} > {amax}"
             assert np.all(np.abs(seg[-1]) <= amax * dt * (1 + eps) + eps), "does not come to rest at its end"
-        previous = (t, p, v)
+        previous = (t_ns, p, entry)
 
 
 def test_stats_derived_limits_activate_and_bound_an_adversarial_model(ros: RosTestNode, tiny_checkpoint: Path,

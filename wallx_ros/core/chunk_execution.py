@@ -78,13 +78,16 @@ class ExecutionConfig:
 
 @dataclass(frozen=True)
 class Plan:
-    """Joint positions at absolute times (ns, ROS clock); ``origin_ns`` is the chunk's time zero."""
+    """Joint positions at absolute times (ns, ROS clock); ``origin_ns`` is the chunk's time zero.
+    ``entry_velocity``: the velocity the robot is commanded to arrive at the first point with (the step from where
+    the plan was anchored; None: from rest)."""
 
     names: tuple[str, ...]
     origin_ns: int
     times_ns: npt.NDArray[np.int64]
     positions: npt.NDArray[np.float64]
     velocities: npt.NDArray[np.float64] | None = None
+    entry_velocity: npt.NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         if self.positions.ndim != 2 or self.positions.shape != (len(self.times_ns), len(self.names)):
@@ -118,6 +121,21 @@ class Plan:
         if t_ns < self.times_ns[0] or t_ns >= self.times_ns[-1] or len(self.times_ns) < 2:
             return np.zeros(len(self.names))
         i = int(np.searchsorted(self.times_ns, t_ns, side="right")) - 1
+        dt = (self.times_ns[i + 1] - self.times_ns[i]) / _NS
+        return np.asarray((self.positions[i + 1] - self.positions[i]) / dt, dtype=np.float64)
+
+    def velocity_before(self, t_ns: int) -> npt.NDArray[np.float64]:
+        """Velocity the plan arrives at ``t_ns`` with (the slope of the segment that contains or ends at it): what
+        a trajectory that replaces the plan from ``t_ns`` on accelerates from. At a point this is the segment
+        before it (``sample_velocity`` gives the one after, which the replacement never runs); up to the first
+        point the ``entry_velocity``; after the last point zero (the plan holds it)."""
+        if t_ns <= self.times_ns[0]:
+            if self.entry_velocity is None:
+                return np.zeros(len(self.names))
+            return np.array(self.entry_velocity, dtype=np.float64)
+        if t_ns > self.times_ns[-1]:
+            return np.zeros(len(self.names))
+        i = int(np.searchsorted(self.times_ns, t_ns, side="left")) - 1
         dt = (self.times_ns[i + 1] - self.times_ns[i]) / _NS
         return np.asarray((self.positions[i + 1] - self.positions[i]) / dt, dtype=np.float64)
 

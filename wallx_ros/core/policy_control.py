@@ -281,10 +281,10 @@ class PolicyControl:
         if self.last_streamed is not None:
             position = self.last_streamed[1]  # streaming: what was actually sent (it may trail a jumped plan)
             velocity = self.last_streamed_velocity
-        elif plan is not None:
-            position, velocity = plan.sample(now_ns), plan.sample_velocity(now_ns)
+        elif plan is not None:  # the braking replaces the plan from now on: brake from the velocity it arrives with
+            position, velocity = plan.sample(now_ns), plan.velocity_before(now_ns)
         elif self.hold_plan is not None:
-            position, velocity = self.hold_plan.sample(now_ns), self.hold_plan.sample_velocity(now_ns)
+            position, velocity = self.hold_plan.sample(now_ns), self.hold_plan.velocity_before(now_ns)
         elif self.hold_position is not None:
             position = self.hold_position
         elif self.last_measured is not None:
@@ -297,7 +297,7 @@ class PolicyControl:
             dt_ns = round(self.dt_s * _NS)
             points, speeds = self.safety.braking(position, velocity, self.dt_s)
             times = np.arange(1, len(points) + 1, dtype=np.int64) * dt_ns
-            self.hold_plan = Plan(self.names, now_ns, now_ns + times, points)
+            self.hold_plan = Plan(self.names, now_ns, now_ns + times, points, entry_velocity=velocity.copy())
             self.hold_position = points[-1].copy()
             return TrajectoryCommand("hold", self.names, 0, times, points, speeds)
         self.hold_position = position
@@ -365,7 +365,9 @@ class PolicyControl:
         prev_t = int(merge.plan.times_ns[0] - self.executor.dt_ns)
         running = self.executor.plan if self.executor.plan is not None else self.hold_plan
         if running is not None:
-            anchor, anchor_velocity = (prev_t, running.sample(prev_t)), running.sample_velocity(prev_t)
+            # the velocity the robot arrives at prev_t with: at a point of the running plan, the segment before it
+            # (the one after it is replaced by this chunk and never runs)
+            anchor, anchor_velocity = (prev_t, running.sample(prev_t)), running.velocity_before(prev_t)
         elif self.hold_position is not None:
             anchor = (merge.plan.origin_ns, self.hold_position)
         elif robot_state is not None:
@@ -375,7 +377,8 @@ class PolicyControl:
         safe = self.safety.apply(merge.plan.times_ns, merge.plan.positions, anchor, anchor_velocity)
         if not safe.ok or safe.positions is None or safe.velocities is None:
             return ChunkOutcome(None, (safe.rejected,), **base)  # type: ignore[arg-type]
-        plan = Plan(self.names, merge.plan.origin_ns, merge.plan.times_ns, safe.positions, safe.velocities)
+        plan = Plan(self.names, merge.plan.origin_ns, merge.plan.times_ns, safe.positions, safe.velocities,
+                    self._entry_velocity(anchor, anchor_velocity, int(merge.plan.times_ns[0]), safe.positions[0]))
         stamp = plan.origin_ns if self.config.execution.latency_compensation else 0
         command = TrajectoryCommand("chunk", self.names, stamp, plan.times_from_origin_ns(), safe.positions,
                                     safe.velocities)
@@ -393,6 +396,19 @@ class PolicyControl:
         self.hold_position = None
         self.hold_plan = None
         return ChunkOutcome(command, (), safe.adjustments, plan=plan, switch=switch, **base)  # type: ignore[arg-type]
+
+    def _entry_velocity(self, anchor: tuple[int, npt.NDArray[np.float64]] | None,
+                        anchor_velocity: npt.NDArray[np.float64] | None, first_ns: int,
+                        first: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """The velocity of the step from the anchor to the plan's first point (as the safety filter limited it):
+        what the next chunk accelerates from if it replaces this plan at or before its first point."""
+        if anchor is None or not np.all(np.isfinite(anchor[1])):
+            return None
+        if first_ns <= anchor[0]:
+            return anchor_velocity
+        limits = self.safety.limits
+        start = np.clip(anchor[1], np.asarray(limits.lower), np.asarray(limits.upper))
+        return np.asarray((first - start) / ((first_ns - anchor[0]) / _NS), dtype=np.float64)
 
     def check(self, command: TrajectoryCommand, now_ns: int) -> list[str]:
         """JTC acceptance + hazards for a command about to be published at ``now_ns``."""
