@@ -82,12 +82,33 @@ def test_capture_never_waits_for_a_stalled_encoder(tmp_path: Path) -> None:
 
 
 def test_a_failing_encoder_is_a_write_error_with_its_reason(tmp_path: Path) -> None:
+    """The encoder process fails at its start (unknown codec). Whether that is seen at a later frame (the process
+    is gone: "stopped") or when the episode is finished ("failed") depends on how fast it dies (CI under load: at
+    the second frame); either way it is a write error naming the camera and the encoder's own reason, and once
+    the episode is cancelled nothing of it is left in the spool."""
     enc = SpoolVideoEncoder(tmp_path / "spool", 10, _encoding(vcodec="no_such_codec"))
     enc.start_episode(["observation.images.cam"])
-    for i in range(3):
-        enc.feed_frame("observation.images.cam", np.full((16, 16, 3), i, np.uint8))
-    with pytest.raises(DatasetWriteError, match=r"encoding observation\.images\.cam failed"):
+    reason = r"(encoder of observation\.images\.cam stopped|encoding observation\.images\.cam failed): .*no_such_codec"
+    with pytest.raises(DatasetWriteError, match=reason):
+        for i in range(3):
+            enc.feed_frame("observation.images.cam", np.full((16, 16, 3), i, np.uint8))
         enc.finish_episode()
+    enc.cancel_episode()
+    assert not list((tmp_path / "spool").rglob("*.raw"))
+    assert not enc.episode_active
+
+
+def test_an_encoder_that_died_fails_the_next_frame(tmp_path: Path) -> None:
+    """The other order, made certain: the encoder is already gone when the next frame comes."""
+    enc = SpoolVideoEncoder(tmp_path / "spool", 10, _encoding(vcodec="no_such_codec"))
+    enc.start_episode(["observation.images.cam"])
+    enc.feed_frame("observation.images.cam", np.zeros((16, 16, 3), np.uint8))  # starts the encoder process
+    proc = enc._cameras["observation.images.cam"]._proc  # the encoder process (no public handle)
+    assert proc is not None
+    proc.wait(120)
+    with pytest.raises(DatasetWriteError, match=r"encoder of observation\.images\.cam stopped: .*no_such_codec"):
+        enc.feed_frame("observation.images.cam", np.zeros((16, 16, 3), np.uint8))
+    enc.cancel_episode()
     assert not list((tmp_path / "spool").rglob("*.raw"))
 
 
