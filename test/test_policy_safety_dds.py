@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arriving_velocity import arriving_velocity
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -144,13 +145,7 @@ def _check_trajectories(chunks: list[JointTrajectory], lower: np.ndarray, upper:
             pt_ns, pp, previous_entry = previous
             anchor_ns = int(t_ns[0]) - dt_ns
             anchor = np.array([np.interp(anchor_ns, pt_ns, pp[:, j]) for j in range(pp.shape[1])])
-            k = int(np.searchsorted(pt_ns, anchor_ns, side="left")) - 1  # the segment containing or ending there
-            if k < 0:
-                arriving = previous_entry
-            elif k < len(pt_ns) - 1:
-                arriving = (pp[k + 1] - pp[k]) / ((pt_ns[k + 1] - pt_ns[k]) / S)
-            else:
-                arriving = np.zeros(len(anchor))
+            arriving = arriving_velocity(pt_ns, pp, previous_entry, anchor_ns)
             entry = (p[0] - anchor) / dt
             assert np.all(np.abs(entry) <= vmax * (1 + eps)), "the step from the running plan is too fast"
             seg = np.vstack([entry, seg])
