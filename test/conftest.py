@@ -10,9 +10,29 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_harness import RosTestNode, configure_ros_environment, remove_stale_fastdds_shm
+from session_leftovers import Leftover, bound_interpreter_exit, kill_leftovers, mark_session
 
 configure_ros_environment()  # must precede any rclpy import in this process and its children
 remove_stale_fastdds_shm()  # files of killed processes (earlier runs) can stall new participants' topics
+_SESSION_TOKEN = mark_session()  # every process the session starts carries it (see session_leftovers)
+_killed_leftovers: list[Leftover] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Kill what the tests left running: it would hold CI's output pipe open after the summary."""
+    _killed_leftovers.extend(kill_leftovers(_SESSION_TOKEN))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _killed_leftovers:
+        terminalreporter.section("processes the tests left running (killed)", yellow=True)
+        for leftover in _killed_leftovers:
+            terminalreporter.line(f"pid {leftover.pid}: {leftover.command[:300]}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The interpreter's exit is bounded: a hang there (a pool thread the interpreter joins) prints the stacks."""
+    bound_interpreter_exit()
 
 
 @pytest.fixture(scope="session", autouse=True)

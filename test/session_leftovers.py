@@ -1,0 +1,78 @@
+"""What a finished test session left running, and a bound on how long the interpreter may take to exit.
+
+CI runs each stack's pytest as ``pytest | sed``: the pipeline, and so CI, ends only when every process holding that
+pipe has exited. A process a test started and never stopped (a node in a session of its own, a grandchild of a
+killed script) keeps it open after pytest's summary, and so does a thread the interpreter joins at exit (a thread
+pool's worker blocked in a callback). Either way CI waits until its own time limit and reports nothing about why.
+
+Every process the session starts inherits ``WALLX_TEST_SESSION=<pytest pid>`` in its environment, however far
+down and in whatever session or process group it runs. At the end of the session the ones still alive are
+named and killed; the interpreter's exit is then bounded by faulthandler, which prints every thread's stack if
+it does not end in time.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+SESSION_VARIABLE = "WALLX_TEST_SESSION"
+EXIT_GRACE_S = 120.0  # from the end of the session to the end of the interpreter (rclpy, torch and pools shut down)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    pid: int
+    command: str
+
+
+def mark_session() -> str:
+    """Put this session's token into os.environ (children inherit it); return it."""
+    token = str(os.getpid())
+    os.environ[SESSION_VARIABLE] = token
+    return token
+
+
+def _environ_has(pid_dir: Path, entry: bytes) -> bool:
+    try:
+        return entry in (pid_dir / "environ").read_bytes().split(b"\0")
+    except OSError:  # gone meanwhile, a zombie (empty environ), or not ours to read
+        return False
+
+
+def _command(pid_dir: Path) -> str:
+    try:
+        return (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def leftovers(token: str, proc: Path = Path("/proc")) -> list[Leftover]:
+    """Live processes (other than this one) whose environment carries the session's token."""
+    entry = f"{SESSION_VARIABLE}={token}".encode()
+    found = []
+    for pid_dir in proc.iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        if _environ_has(pid_dir, entry):
+            found.append(Leftover(int(pid_dir.name), _command(pid_dir)))
+    return sorted(found, key=lambda leftover: leftover.pid)
+
+
+def kill_leftovers(token: str) -> list[Leftover]:
+    """SIGKILL the session's live processes; return what was found (for the report)."""
+    found = leftovers(token)
+    for leftover in found:
+        try:
+            os.kill(leftover.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return found
+
+
+def bound_interpreter_exit(grace_s: float = EXIT_GRACE_S) -> None:
+    """If the interpreter is still alive ``grace_s`` from now, print every thread's stack and exit with 1."""
+    faulthandler.dump_traceback_later(grace_s, exit=True)
