@@ -44,6 +44,27 @@ if [ "$under_load" -eq 1 ]; then
   echo "[test] under load: two CPU-bound processes (pids ${load_pids[*]}) run beside the suite"
 fi
 
+exit_grace_s=${WALLX_TEST_EXIT_GRACE_S:-180}  # from the end of a pytest session to the end of its process
+
+watch_exit() {  # $1: the file a finished session writes ("<exit status> <pid>", test/conftest.py)
+  # A process that hangs at exit after its session has finished (a thread the interpreter joins, a DDS
+  # destructor) would hold CI until its time limit: it is killed $exit_grace_s s after the session ended.
+  local file=$1 waited=0 status pid
+  while [ ! -s "$file" ]; do sleep 1; done
+  read -r status pid <"$file"
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$waited" -ge "$exit_grace_s" ]; then
+      echo "[test] pytest (pid $pid) finished its session with exit status $status ${exit_grace_s} s ago but its" \
+        "process has not ended (a hang at interpreter exit: faulthandler's thread stacks are above): killed"
+      touch "$file.killed"
+      kill -KILL "$pid" 2>/dev/null
+      return
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
 run_suite() {  # $1: stack; the rest goes to pytest. A subshell: env.sh activates that stack's venv
   local s=$1
   shift
@@ -51,8 +72,19 @@ run_suite() {  # $1: stack; the rest goes to pytest. A subshell: env.sh activate
     # shellcheck disable=SC1091
     source scripts/env.sh --stack "$s" || exit 1
     echo "[test] stack $s: $(python -c 'import sys, torch, lerobot, transformers; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, lerobot {lerobot.__version__}, transformers {transformers.__version__}")' 2>/dev/null)"
+    session_end=$(mktemp)
+    export WALLX_TEST_SESSION_END=$session_end
+    watch_exit "$session_end" &
+    watcher=$!
+    set +e
     # a cache per stack: two suites side by side must not write one file
     python -m pytest -o "cache_dir=.pytest_cache/$s" "$@"
+    rc=$?
+    set -e
+    kill "$watcher" 2>/dev/null || true  # (gone already when it killed a hung pytest)
+    if [ -e "$session_end.killed" ]; then read -r rc _ <"$session_end"; fi  # the session's own verdict
+    rm -f "$session_end" "$session_end.killed"
+    exit "$rc"
   )
 }
 

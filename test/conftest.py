@@ -10,17 +10,28 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_harness import RosTestNode, configure_ros_environment, remove_stale_fastdds_shm
-from session_leftovers import Leftover, bound_interpreter_exit, kill_leftovers, mark_session
+from session_leftovers import (
+    Leftover,
+    dump_stacks_if_exit_hangs,
+    kill_leftovers,
+    mark_session,
+    record_session_end,
+    take_session_end_file,
+)
 
 configure_ros_environment()  # must precede any rclpy import in this process and its children
 remove_stale_fastdds_shm()  # files of killed processes (earlier runs) can stall new participants' topics
 _SESSION_TOKEN = mark_session()  # every process the session starts carries it (see session_leftovers)
+_SESSION_END_FILE = take_session_end_file()
 _killed_leftovers: list[Leftover] = []
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Kill what the tests left running: it would hold CI's output pipe open after the summary."""
+    """Kill what the tests left running (it would hold CI's output pipe open after the summary), then leave the
+    verdict for scripts/test.sh, which ends a process that hangs at exit."""
     _killed_leftovers.extend(kill_leftovers(_SESSION_TOKEN))
+    if _SESSION_END_FILE is not None:
+        record_session_end(_SESSION_END_FILE, int(exitstatus))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -31,8 +42,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """The interpreter's exit is bounded: a hang there (a pool thread the interpreter joins) prints the stacks."""
-    bound_interpreter_exit()
+    """A hang at interpreter exit (a pool thread the interpreter joins) prints the thread stacks."""
+    dump_stacks_if_exit_hangs()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,8 +7,9 @@ pool's worker blocked in a callback). Either way CI waits until its own time lim
 
 Every process the session starts inherits ``WALLX_TEST_SESSION=<pytest pid>`` in its environment, however far
 down and in whatever session or process group it runs. At the end of the session the ones still alive are
-named and killed; the interpreter's exit is then bounded by faulthandler, which prints every thread's stack if
-it does not end in time.
+named and killed. If the interpreter then does not end within ``EXIT_STACKS_AFTER_S``, faulthandler prints every
+thread's stack; ``scripts/test.sh`` kills a process that is still there later and keeps the session's verdict, which
+``record_session_end`` leaves for it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SESSION_VARIABLE = "WALLX_TEST_SESSION"
-EXIT_GRACE_S = 120.0  # from the end of the session to the end of the interpreter (rclpy, torch and pools shut down)
+SESSION_END_VARIABLE = "WALLX_TEST_SESSION_END"  # set by scripts/test.sh: where the finished session's verdict goes
+EXIT_STACKS_AFTER_S = 60.0  # from the end of the session (rclpy, torch and thread pools shut down in seconds)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,19 @@ def kill_leftovers(token: str) -> list[Leftover]:
     return found
 
 
-def bound_interpreter_exit(grace_s: float = EXIT_GRACE_S) -> None:
-    """If the interpreter is still alive ``grace_s`` from now, print every thread's stack and exit with 1."""
-    faulthandler.dump_traceback_later(grace_s, exit=True)
+def take_session_end_file() -> Path | None:
+    """The file test.sh watches, removed from os.environ: a pytest that a test starts must not write it."""
+    value = os.environ.pop(SESSION_END_VARIABLE, "")
+    return Path(value) if value else None
+
+
+def record_session_end(path: Path, exit_status: int) -> None:
+    """``<exit status> <pid>``, written whole (test.sh reads it as soon as it is not empty)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{exit_status} {os.getpid()}\n")
+    os.replace(partial, path)
+
+
+def dump_stacks_if_exit_hangs(after_s: float = EXIT_STACKS_AFTER_S) -> None:
+    """If the interpreter is still alive ``after_s`` from now, print every thread's stack (to stderr)."""
+    faulthandler.dump_traceback_later(after_s, exit=False)

@@ -1,5 +1,6 @@
-"""The session's clean-up finds what a test left running, wherever it was reparented, and a hung interpreter exit
-ends with the stacks printed (CI once waited its whole 90 minutes after both suites had printed "passed")."""
+"""The session's clean-up finds what a test left running, wherever it was reparented, and a slow interpreter exit
+prints the thread stacks (CI once waited its whole 90 minutes after both suites had printed "passed"). That
+scripts/test.sh ends such a process is tested in test_test_script.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import time
 from pathlib import Path
 
 from ros_harness import wait_until
-from session_leftovers import SESSION_VARIABLE, kill_leftovers, leftovers
+from session_leftovers import (
+    SESSION_END_VARIABLE,
+    SESSION_VARIABLE,
+    kill_leftovers,
+    leftovers,
+    record_session_end,
+    take_session_end_file,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -43,16 +51,30 @@ def test_an_orphan_in_a_session_of_its_own_is_found_and_killed(tmp_path: Path) -
             os.kill(orphan, 9)
 
 
-def test_a_hung_interpreter_exit_prints_the_stacks_and_ends() -> None:
+def test_a_slow_interpreter_exit_prints_the_thread_stacks() -> None:
     script = textwrap.dedent("""
         import threading, sys
         sys.path.insert(0, sys.argv[1])
-        from session_leftovers import bound_interpreter_exit
+        from session_leftovers import dump_stacks_if_exit_hangs
         never = threading.Event()
-        threading.Thread(target=never.wait, name="stuck-worker").start()  # joined at exit: would hang forever
-        bound_interpreter_exit(1.0)
+        threading.Thread(target=never.wait, args=(5.0,), name="stuck-worker").start()  # joined at exit
+        dump_stacks_if_exit_hangs(0.5)
     """)
     run = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)], capture_output=True,
                          text=True, timeout=60)
-    assert run.returncode == 1, run.stderr
-    assert "Timeout" in run.stderr and "wait" in run.stderr, run.stderr  # faulthandler's dump names the frames
+    assert run.returncode == 0, run.stderr
+    # faulthandler's dump: the main thread joining at exit, the worker in Event.wait
+    assert "Timeout" in run.stderr and "_shutdown" in run.stderr and "in wait" in run.stderr, run.stderr
+
+
+def test_the_session_end_is_written_whole_and_only_for_this_process(tmp_path: Path) -> None:
+    end = tmp_path / "session_end"
+    os.environ[SESSION_END_VARIABLE] = str(end)
+    try:
+        assert take_session_end_file() == end
+        assert SESSION_END_VARIABLE not in os.environ, "a pytest started by a test would write it too"
+    finally:
+        os.environ.pop(SESSION_END_VARIABLE, None)
+    record_session_end(end, 1)
+    assert end.read_text().split() == ["1", str(os.getpid())]
+    assert [p.name for p in tmp_path.iterdir()] == ["session_end"]

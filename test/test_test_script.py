@@ -13,6 +13,7 @@ file the other stack's python writes (WALLX_FAKE_WAIT_<stack>), which only a sid
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +32,11 @@ if [ -n "\\$_other" ]; then
   for _ in \\$(seq 100); do [ -e "$WALLX_FAKE_BIN/ran-\\$_other" ] && break; sleep 0.1; done
   [ -e "$WALLX_FAKE_BIN/ran-\\$_other" ] || { echo "($_stack never saw the other stack run)"; exit 3; }
 fi
+if [ -n "\\${WALLX_FAKE_HANG_$_stack:-}" ] && [ -n "\\${WALLX_TEST_SESSION_END:-}" ]; then
+  # a session that ended (its verdict written, as conftest.py does) in a process that never exits
+  echo "\\${WALLX_FAKE_RC_$_stack:-0} \\$\\$" > "\\$WALLX_TEST_SESSION_END"
+  exec sleep 600
+fi
 exit \\${WALLX_FAKE_RC_$_stack:-0}
 EOF
 chmod +x "$WALLX_FAKE_BIN/$_stack/python"
@@ -38,8 +44,8 @@ export PATH="$WALLX_FAKE_BIN/$_stack:$PATH"
 """
 
 
-def _run(tmp_path: Path, *args: str, rc: dict[str, int] | None = None,
-         wait: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, *args: str, rc: dict[str, int] | None = None, wait: dict[str, str] | None = None,
+         hang: tuple[str, ...] = (), extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     scripts = tmp_path / "repo" / "scripts"
     scripts.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "scripts" / "test.sh", scripts / "test.sh")
@@ -49,6 +55,8 @@ def _run(tmp_path: Path, *args: str, rc: dict[str, int] | None = None,
     env = {**os.environ, "WALLX_FAKE_BIN": str(tmp_path / "bin")}
     env.update({f"WALLX_FAKE_RC_{stack}": str(code) for stack, code in (rc or {}).items()})
     env.update({f"WALLX_FAKE_WAIT_{stack}": other for stack, other in (wait or {}).items()})
+    env.update({f"WALLX_FAKE_HANG_{stack}": "1" for stack in hang})
+    env.update(extra_env or {})
     return subprocess.run(["bash", str(scripts / "test.sh"), *args], capture_output=True, text=True, env=env,
                           timeout=120)
 
@@ -83,3 +91,19 @@ def test_the_stacks_run_side_by_side_unless_serial(tmp_path: Path) -> None:
     assert "kilted never saw the other stack run" in serial.stdout
     assert "[test] stack kilted: pytest exit code 3" in serial.stdout
     assert "[test] stack jazzy: pytest exit code 0" in serial.stdout, serial.stdout
+
+
+def test_a_suite_that_hangs_after_its_session_ended_is_killed_and_keeps_its_verdict(tmp_path: Path) -> None:
+    # kilted's session passes and its process never exits; jazzy's fails and exits: the run ends (CI once waited
+    # its 90 minutes here), with kilted's own verdict and a line saying what happened
+    run = _run(tmp_path, rc={"jazzy": 1}, hang=("kilted",), extra_env={"WALLX_TEST_EXIT_GRACE_S": "2"})
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "[test] stack kilted: pytest exit code 0" in run.stdout, run.stdout
+    assert "[test] stack jazzy: pytest exit code 1" in run.stdout, run.stdout
+    killed = re.search(r"\[kilted\] \[test\] pytest \(pid (\d+)\) finished its session with exit status 0 2 s ago "
+                       r"but its process has not ended .*: killed", run.stdout)
+    assert killed, run.stdout
+    assert not Path(f"/proc/{killed.group(1)}").exists(), "the hung process is still there"
+    # a run where it hangs with a failing verdict fails
+    run = _run(tmp_path / "failing", rc={"kilted": 2}, hang=("kilted",), extra_env={"WALLX_TEST_EXIT_GRACE_S": "2"})
+    assert run.returncode == 1 and "[test] stack kilted: pytest exit code 2" in run.stdout, run.stdout
