@@ -55,7 +55,12 @@ watch_exit() {  # $1: the file a finished session writes ("<exit status> <pid>",
   while kill -0 "$pid" 2>/dev/null; do
     if [ "$waited" -ge "$exit_grace_s" ]; then
       echo "[test] pytest (pid $pid) finished its session with exit status $status ${exit_grace_s} s ago but its" \
-        "process has not ended (a hang at interpreter exit: faulthandler's thread stacks are above): killed"
+        "process has not ended (a hang at interpreter exit): killed. Its threads, as gdb sees them:"
+      if command -v gdb >/dev/null; then
+        timeout 120 gdb -p "$pid" -batch -ex "thread apply all bt 40" </dev/null 2>&1 | grep -E '^(Thread|#)' | head -400
+      else
+        echo "[test] (gdb is not installed: no native stacks)"
+      fi
       touch "$file.killed"
       kill -KILL "$pid" 2>/dev/null
       return

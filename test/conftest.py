@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    threads = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if threads:  # what may still run while the interpreter exits (a thread spinning rclpy, a pool's worker)
+        terminalreporter.section("Python threads still running at the end of the session")
+        for thread in threads:
+            terminalreporter.line(f"{thread.name} ({'daemon' if thread.daemon else 'joined at exit'}): "
+                                  f"{getattr(thread, '_target', None)!r}"[:300])
     if _killed_leftovers:
         terminalreporter.section("processes the tests left running (killed)", yellow=True)
         for leftover in _killed_leftovers:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,5 +90,8 @@ def record_session_end(path: Path, exit_status: int) -> None:
 
 
 def dump_stacks_if_exit_hangs(after_s: float = EXIT_STACKS_AFTER_S) -> None:
-    """If the interpreter is still alive ``after_s`` from now, print every thread's stack (to stderr)."""
-    faulthandler.dump_traceback_later(after_s, exit=False)
+    """If the interpreter is still alive ``after_s`` from now, print every thread's stack to the process's stderr.
+
+    ``sys.__stderr__``, not ``sys.stderr``: until pytest's last clean-up, ``sys.stderr`` (and fd 2) are pytest's
+    capture, whose file is gone when a hang at exit is reported; fd 2 is the real stderr again by then."""
+    faulthandler.dump_traceback_later(after_s, exit=False, file=sys.__stderr__)

@@ -78,3 +78,27 @@ def test_the_session_end_is_written_whole_and_only_for_this_process(tmp_path: Pa
     record_session_end(end, 1)
     assert end.read_text().split() == ["1", str(os.getpid())]
     assert [p.name for p in tmp_path.iterdir()] == ["session_end"]
+
+
+def test_the_stacks_of_a_slow_exit_reach_the_console_from_a_real_pytest(tmp_path: Path) -> None:
+    # the hook as conftest.py uses it, in a pytest whose only test leaves a (non-daemon) thread running: pytest's
+    # capture of fd 2 lasts into pytest_unconfigure, so a dump aimed at sys.stderr there was lost
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from session_leftovers import dump_stacks_if_exit_hangs
+
+        def pytest_unconfigure(config):
+            dump_stacks_if_exit_hangs(0.5)
+    """))
+    (tmp_path / "test_leaves_a_thread.py").write_text(textwrap.dedent("""
+        import threading
+
+        def test_leaves_a_thread():
+            threading.Thread(target=threading.Event().wait, args=(4.0,), name="stuck-worker").start()
+    """))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+    assert "Timeout" in run.stderr and "_shutdown" in run.stderr and "in wait" in run.stderr, run.stdout + run.stderr
