@@ -57,7 +57,7 @@ watch_exit() {  # $1: the file a finished session writes ("<exit status> <pid>",
       echo "[test] pytest (pid $pid) finished its session with exit status $status ${exit_grace_s} s ago but its" \
         "process has not ended (a hang at interpreter exit): killed. Its threads, as gdb sees them:"
       if command -v gdb >/dev/null; then
-        timeout 120 gdb -p "$pid" -batch -ex "thread apply all bt 40" </dev/null 2>&1 | grep -E '^(Thread|#)' | head -400
+        timeout 120 gdb -p "$pid" -batch -ex "thread apply 1 bt 60" -ex "thread apply all bt 25" </dev/null 2>&1 | grep -E '^(Thread|#)' | head -600
       else
         echo "[test] (gdb is not installed: no native stacks)"
       fi

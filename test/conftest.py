@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_harness import RosTestNode, configure_ros_environment, remove_stale_fastdds_shm
 from session_leftovers import (
     Leftover,
+    RclpyContexts,
     dump_stacks_if_exit_hangs,
     kill_leftovers,
     mark_session,
@@ -25,12 +26,16 @@ remove_stale_fastdds_shm()  # files of killed processes (earlier runs) can stall
 _SESSION_TOKEN = mark_session()  # every process the session starts carries it (see session_leftovers)
 _SESSION_END_FILE = take_session_end_file()
 _killed_leftovers: list[Leftover] = []
+_rclpy_contexts = RclpyContexts()
+_rclpy_contexts.install()
+_running_contexts: list[str] = []
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Kill what the tests left running (it would hold CI's output pipe open after the summary), then leave the
     verdict for scripts/test.sh, which ends a process that hangs at exit."""
     _killed_leftovers.extend(kill_leftovers(_SESSION_TOKEN))
+    _running_contexts.extend(_rclpy_contexts.shut_down_running())
     if _SESSION_END_FILE is not None:
         record_session_end(_SESSION_END_FILE, int(exitstatus))
 
@@ -42,6 +47,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for thread in threads:
             terminalreporter.line(f"{thread.name} ({'daemon' if thread.daemon else 'joined at exit'}): "
                                   f"{getattr(thread, '_target', None)!r}"[:300])
+    if _running_contexts:
+        terminalreporter.section("rclpy contexts the tests left running (shut down)", yellow=True)
+        for origin in _running_contexts:
+            terminalreporter.line(f"initialised by {origin}")
     if _killed_leftovers:
         terminalreporter.section("processes the tests left running (killed)", yellow=True)
         for leftover in _killed_leftovers:

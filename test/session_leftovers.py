@@ -18,8 +18,10 @@ import faulthandler
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SESSION_VARIABLE = "WALLX_TEST_SESSION"
 SESSION_END_VARIABLE = "WALLX_TEST_SESSION_END"  # set by scripts/test.sh: where the finished session's verdict goes
@@ -95,3 +97,58 @@ def dump_stacks_if_exit_hangs(after_s: float = EXIT_STACKS_AFTER_S) -> None:
     ``sys.__stderr__``, not ``sys.stderr``: until pytest's last clean-up, ``sys.stderr`` (and fd 2) are pytest's
     capture, whose file is gone when a hang at exit is reported; fd 2 is the real stderr again by then."""
     faulthandler.dump_traceback_later(after_s, exit=False, file=sys.__stderr__)
+
+
+class RclpyContexts:
+    """Every rclpy context the session initialises, with the test that did it.
+
+    At the end of the session, contexts still running (never shut down) are shut down and named: their DDS
+    participants' threads otherwise meet the interpreter's exit, and CI saw jazzy's pytest hang there (gdb: three
+    participants alive). Strong references on purpose: a context dropped without shutdown is found too."""
+
+    def __init__(self) -> None:
+        self._contexts: list[tuple[Any, str]] = []
+        self._lock = threading.Lock()
+        self._original_init: Any = None
+
+    def install(self) -> None:
+        try:
+            import rclpy.context  # pure Python; rclpy's extension loads at the first init
+        except ImportError:  # a venv without ROS (the mutation runs of the ROS-free core)
+            return
+
+        original_init = rclpy.context.Context.init
+        contexts = self
+
+        def init(context: Any, *args: Any, **kwargs: Any) -> None:
+            original_init(context, *args, **kwargs)
+            with contexts._lock:
+                contexts._contexts.append((context, os.environ.get("PYTEST_CURRENT_TEST", "(no test)")))
+
+        rclpy.context.Context.init = init  # type: ignore[method-assign]
+        self._original_init = original_init
+
+    def uninstall(self) -> None:
+        if self._original_init is not None:
+            import rclpy.context
+
+            rclpy.context.Context.init = self._original_init  # type: ignore[method-assign]
+            self._original_init = None
+
+    def shut_down_running(self) -> list[str]:
+        """Shut down the contexts still running; return the tests that initialised them."""
+        with self._lock:
+            contexts, self._contexts = self._contexts, []
+        running = []
+        for context, origin in contexts:
+            try:
+                if not context.ok():
+                    continue
+            except Exception:  # rclpy's InvalidHandle: destroyed, so not running
+                continue
+            running.append(origin)
+            try:
+                context.try_shutdown()
+            except Exception as err:  # a report, whatever rclpy says
+                running[-1] += f" (shutdown failed: {err})"
+        return running

@@ -11,10 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from ros_harness import wait_until
+from ros_harness import private_domain_id, wait_until
 from session_leftovers import (
     SESSION_END_VARIABLE,
     SESSION_VARIABLE,
+    RclpyContexts,
     kill_leftovers,
     leftovers,
     record_session_end,
@@ -102,3 +103,23 @@ def test_the_stacks_of_a_slow_exit_reach_the_console_from_a_real_pytest(tmp_path
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
     assert "Timeout" in run.stderr and "_shutdown" in run.stderr and "in wait" in run.stderr, run.stdout + run.stderr
+
+
+def test_a_context_left_running_is_shut_down_and_named() -> None:
+    import rclpy
+
+    contexts = RclpyContexts()
+    contexts.install()
+    try:
+        left, closed = rclpy.Context(), rclpy.Context()
+        left.init(args=[], domain_id=private_domain_id())
+        closed.init(args=[], domain_id=private_domain_id())
+        node = rclpy.create_node("left_running", context=left)  # a DDS participant with its threads
+        closed.shutdown()
+    finally:
+        contexts.uninstall()
+    running = contexts.shut_down_running()
+    assert running == [os.environ["PYTEST_CURRENT_TEST"]], running  # this test, named as pytest names it
+    assert not left.ok()
+    assert contexts.shut_down_running() == []
+    node.destroy_node()
