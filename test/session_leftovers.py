@@ -94,8 +94,7 @@ def record_session_end(path: Path, exit_status: int) -> None:
 def dump_stacks_if_exit_hangs(after_s: float = EXIT_STACKS_AFTER_S) -> None:
     """If the interpreter is still alive ``after_s`` from now, print every thread's stack to the process's stderr.
 
-    ``sys.__stderr__``, not ``sys.stderr``: until pytest's last clean-up, ``sys.stderr`` (and fd 2) are pytest's
-    capture, whose file is gone when a hang at exit is reported; fd 2 is the real stderr again by then."""
+    ``sys.__stderr__``: the process's own stderr, whatever a test framework has put in ``sys.stderr`` by then."""
     faulthandler.dump_traceback_later(after_s, exit=False, file=sys.__stderr__)
 
 

@@ -82,8 +82,8 @@ def test_the_session_end_is_written_whole_and_only_for_this_process(tmp_path: Pa
 
 
 def test_the_stacks_of_a_slow_exit_reach_the_console_from_a_real_pytest(tmp_path: Path) -> None:
-    # the hook as conftest.py uses it, in a pytest whose only test leaves a (non-daemon) thread running: pytest's
-    # capture of fd 2 lasts into pytest_unconfigure, so a dump aimed at sys.stderr there was lost
+    # the hook as conftest.py uses it (from pytest_unconfigure), in a pytest whose only test leaves a (non-daemon)
+    # thread running: the dump reaches the console through pytest's own output handling
     (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
